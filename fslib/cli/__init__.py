@@ -1,0 +1,64 @@
+"""The ``fslib`` command line.
+
+Each module in this package that defines ``register(subparsers)`` adds one
+subcommand; the module's ``register`` creates a parser and sets
+``func=handler`` on it, where ``handler(args)`` returns an exit code.
+User errors (:class:`fslib.errors.FslibError`, missing files) print one line
+on standard error and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+from typing import Sequence
+
+from .. import __version__
+from ..errors import FslibError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every subcommand module of this package."""
+    parser = argparse.ArgumentParser(
+        prog="fslib",
+        description="Frequency shortcuts in image classification: data, filtering, "
+        "class-wise spectra, dominant frequency maps, training and the companion book.",
+    )
+    parser.add_argument("--version", action="version", version=f"fslib {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log more (-v info, -vv debug); default: warnings only")
+    subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    for module_info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if module_info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (FslibError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+        print(f"fslib {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"fslib {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Dominant frequency maps (DFMs): files, search and shortcut evaluation."""
