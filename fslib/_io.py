@@ -44,6 +44,12 @@ _ALLOWED_GLOBALS = {
 }
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file next to ``path`` and rename it to ``path`` on success.
@@ -58,6 +64,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        # mkstemp creates the file with mode 0600; give it the mode open() would.
+        os.chmod(tmp_name, 0o666 & ~_current_umask())
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -76,6 +84,8 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        # mkdtemp creates the folder with mode 0700; give it the mode mkdir() would.
+        os.chmod(tmp, 0o777 & ~_current_umask())
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)
@@ -130,7 +140,12 @@ def restricted_pickle_loads(data: bytes, *, source: str = "<bytes>") -> Any:
 
 def _load_npy_with_objects(handle: IO[bytes], source: str) -> np.ndarray:
     version = np.lib.format.read_magic(handle)
-    shape, fortran_order, dtype = np.lib.format._read_array_header(handle, version)
+    # numpy 2 no longer exports the private _read_array_header; the public readers
+    # cover format 1.0 and 2.0 (3.0 differs from 2.0 only in the header's text encoding).
+    if version == (1, 0):
+        shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(handle)
+    else:
+        shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(handle)
     if dtype.hasobject:
         return restricted_pickle_loads(handle.read(), source=source)
     count = int(np.prod(shape)) if shape else 1
@@ -162,6 +177,8 @@ def load_array_file(path: str | os.PathLike) -> Any:
         with open(path, "rb") as handle:
             try:
                 return _load_npy_with_objects(handle, str(path))
+            except UnsafePickleError:  # a ValueError too, but it must keep its own type
+                raise
             except (ValueError, EOFError) as exc:
                 raise InvalidFileError(f"Corrupt .npy file {path}: {exc}.") from exc
 
