@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from ._checks import as_size, check_finite, check_number, check_tensor
@@ -157,12 +158,14 @@ def band_masks(size, edges: Sequence[float], *, device=None, dtype=None) -> torc
 
 
 def low_pass_mask(size, radius: float, *, device=None, dtype=None) -> torch.Tensor:
-    """Return the centred mask that keeps frequencies with ``r < radius``."""
+    """Return the centred mask that keeps frequencies with ``r < radius``; ``radius`` > 0, ``inf`` allowed."""
+    radius = check_number(radius, "radius", minimum=0.0, min_inclusive=False, allow_inf=True)
     return radial_band_mask(size, 0.0, radius, device=device, dtype=dtype)
 
 
 def high_pass_mask(size, radius: float, *, device=None, dtype=None) -> torch.Tensor:
-    """Return the centred mask that keeps frequencies with ``r >= radius``."""
+    """Return the centred mask that keeps frequencies with ``r >= radius``; ``radius`` finite and >= 0."""
+    radius = check_number(radius, "radius", minimum=0.0)
     return radial_band_mask(size, radius, math.inf, device=device, dtype=dtype)
 
 
@@ -200,6 +203,9 @@ def patch_cells(size, row: int, col: int, patch_size: int = 1) -> tuple[slice, s
     ``row * p : (row + 1) * p`` and columns ``col * p : (col + 1) * p``.
     """
     height, width = as_size(size)
+    for name, value in (("patch_size", patch_size), ("row", row), ("col", col)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"Invalid {name}: expected an int, got {value!r}. Pass e.g. {name}=1.")
     p = int(patch_size)
     if p < 1 or height % p or width % p:
         raise InvalidInputError(
@@ -208,9 +214,10 @@ def patch_cells(size, row: int, col: int, patch_size: int = 1) -> tuple[slice, s
         )
     if not (0 <= row < height // p and 0 <= col < width // p):
         raise InvalidInputError(
-            f"Invalid patch position ({row}, {col}): the {p}x{p} grid of a {height}x{width} spectrum "
-            f"has rows 0..{height // p - 1} and columns 0..{width // p - 1}."
+            f"Invalid patch position row={row}, col={col}: the {p}x{p} grid of a {height}x{width} "
+            f"spectrum has rows 0..{height // p - 1} and columns 0..{width // p - 1}."
         )
+    row, col = int(row), int(col)
     return slice(row * p, (row + 1) * p), slice(col * p, (col + 1) * p)
 
 
@@ -242,10 +249,25 @@ def mirror(mask: torch.Tensor) -> torch.Tensor:
             f"Invalid mask: expected a tensor of shape (..., H, W), got "
             f"{tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__}."
         )
-    unshifted = torch.fft.ifftshift(mask, dim=(-2, -1))
-    # Index k -> -k mod N: flip gives N - 1 - k, a roll by one gives N - k.
-    negated = torch.roll(torch.flip(unshifted, dims=(-2, -1)), shifts=(1, 1), dims=(-2, -1))
-    return torch.fft.fftshift(negated, dim=(-2, -1))
+    height, width = mask.shape[-2:]
+    rows = _frequency_index(height, unshift=False, negate=True, device=mask.device)
+    cols = _frequency_index(width, unshift=False, negate=True, device=mask.device)
+    return mask[..., rows[:, None], cols[None, :]]  # one gather, (..., H, W)
+
+
+def _frequency_index(n: int, *, unshift: bool, negate: bool, device) -> torch.Tensor:
+    """Return the centred index that each output index reads along an axis of length ``n``.
+
+    The output is in the unshifted layout (zero frequency at index 0, as
+    ``ifftshift`` gives) when ``unshift`` is true and centred otherwise. It
+    holds frequency ``-f`` in place of ``f`` when ``negate`` is true.
+    """
+    frequency = torch.arange(n, device=device)  # frequency at each output index, modulo n
+    if not unshift:
+        frequency = frequency - n // 2
+    if negate:
+        frequency = -frequency
+    return (frequency + n // 2) % n  # (n,), centred index of that frequency
 
 
 def is_conjugate_symmetric(mask: torch.Tensor, *, atol: float = 0.0) -> bool:
@@ -271,9 +293,9 @@ def symmetrize(mask: torch.Tensor, mode: str = "mean") -> torch.Tensor:
             (elementwise maximum); ``"intersection"`` keeps it only when both
             are (elementwise minimum). For 0/1 maps the last two stay binary.
     """
+    other = mirror(mask)  # also rejects a non-tensor or a mask of rank < 2
     if mask.is_complex():
         raise TypeError("Invalid mask: symmetrize takes real masks; for complex ones use (m + mirror(m).conj()) / 2.")
-    other = mirror(mask)
     if mode == "mean":
         return (mask + other) / 2
     if mode == "union":
@@ -326,18 +348,32 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return dtype if dtype in (torch.float32, torch.float64) else torch.float32
 
 
-def _half_spectrum_masks(masks: torch.Tensor, width: int) -> torch.Tensor:
-    """Turn centred real ``(M, H, W)`` masks into ``(M, H, W // 2 + 1)`` rfft-layout masks.
+def _unshifted_symmetric_masks(masks: torch.Tensor) -> torch.Tensor:
+    """Turn centred real ``(M, H, W)`` masks into symmetrised masks with zero frequency at ``[0, 0]``.
 
-    The masks are symmetrised by averaging with their mirror first. For a
-    real image ``x`` and a real mask ``m`` this changes nothing in the
-    result's real part: ``Re(ifft2(X * m)) == ifft2(X * (m + m(-k)) / 2)``,
-    and the right-hand side is an exactly Hermitian product that
-    ``irfft2`` inverts at half the cost of a complex round trip.
+    Averaging a mask with its mirror changes nothing in the real part of the
+    result: ``Re(ifft2(X * m)) == ifft2(X * (m + m(-k)) / 2)`` for a real
+    image. With a symmetric mask the filter maps real images to real images
+    and is complex-linear, which :func:`filter_images` uses to filter two
+    images with one complex transform. The result equals
+    ``ifftshift(symmetrize(masks, "mean"))``, built with two gathers.
     """
-    sym = symmetrize(masks, "mean")
-    unshifted = torch.fft.ifftshift(sym, dim=(-2, -1))  # (M, H, W), zero frequency at [0, 0]
-    return unshifted[..., : width // 2 + 1].contiguous()  # (M, H, W // 2 + 1)
+    height, width = masks.shape[-2:]
+    rows, cols = (_frequency_index(height, unshift=True, negate=False, device=masks.device),
+                  _frequency_index(width, unshift=True, negate=False, device=masks.device))
+    negated_rows, negated_cols = (_frequency_index(height, unshift=True, negate=True, device=masks.device),
+                                  _frequency_index(width, unshift=True, negate=True, device=masks.device))
+    unshifted = masks[..., rows[:, None], cols[None, :]]  # (M, H, W)
+    negated = masks[..., negated_rows[:, None], negated_cols[None, :]]  # (M, H, W)
+    return (unshifted + negated) * 0.5
+
+
+def _check_finite_fast(x: torch.Tensor, name: str) -> None:
+    # A sum is one reduction pass without a boolean temporary, and any NaN or
+    # infinity makes it non-finite. The exact check runs only when the sum is
+    # not finite, which a sum of large finite values can also cause.
+    if not bool(torch.isfinite(x.sum())):
+        check_finite(x, name)
 
 
 def filter_images(images: torch.Tensor, masks: torch.Tensor, *,
@@ -364,14 +400,17 @@ def filter_images(images: torch.Tensor, masks: torch.Tensor, *,
         filter. Following the paper authors' code, the result is then the
         real part of the complex inverse transform, which equals filtering
         with ``symmetrize(mask, "mean")``; use :func:`is_conjugate_symmetric`
-        to check a mask first. The computation runs one ``rfft2`` per image
-        chunk and one ``irfft2`` per (mask, image) pair; there is no Python
-        loop over images, channels or masks beyond the memory chunks.
+        to check a mask first. Images ``b`` and ``b + ceil(B / 2)`` travel
+        together as the real and imaginary part of one complex image, so
+        the work is one ``fft2`` per image pair and one ``ifft2`` per
+        (mask, image pair); there is no Python loop over images, channels
+        or masks beyond the memory chunks.
     """
     check_tensor(images, "images", ndim=4, shape_doc="(B, C, H, W)")
     if check_finite_input:
-        check_finite(images, "images")
+        _check_finite_fast(images, "images")
     check_tensor(masks, "masks", ndim=(2, 3), shape_doc="(H, W) or (M, H, W)")
+    _check_finite_fast(masks, "masks")
     batch, channels, height, width = images.shape
     if tuple(masks.shape[-2:]) != (height, width):
         raise InvalidInputError(
@@ -387,26 +426,41 @@ def filter_images(images: torch.Tensor, masks: torch.Tensor, *,
     stack = masks.to(device=images.device, dtype=compute)
     stack = stack[None] if single else stack  # (M, H, W)
     n_masks = stack.shape[0]
-    half = _half_spectrum_masks(stack, width)  # (M, H, W // 2 + 1)
+    unshifted = _unshifted_symmetric_masks(stack)  # (M, H, W)
 
-    # Bytes per (mask, image) pair: the complex product plus the real output of irfft2.
-    real_bytes = torch.finfo(compute).bits // 8
-    per_pair = channels * height * ((width // 2 + 1) * 2 * real_bytes + width * real_bytes)
-    per_image_spectrum = channels * height * (width // 2 + 1) * 2 * real_bytes
-    image_chunk = max(1, min(batch, memory_bytes // max(per_pair + per_image_spectrum, 1)))
-    mask_chunk = max(1, min(n_masks, memory_bytes // max(per_pair * image_chunk, 1)))
+    # Image b is the real part and image b + n_pairs the imaginary part of
+    # complex image b; with an odd batch the last imaginary part is zero.
+    n_pairs = (batch + 1) // 2
+
+    # Bytes per (mask, image pair): the complex product and the complex output of ifft2.
+    complex_bytes = 2 * torch.finfo(compute).bits // 8
+    per_product = 2 * channels * height * width * complex_bytes
+    per_pair_spectrum = 2 * channels * height * width * complex_bytes
+    pair_chunk = max(1, min(n_pairs, memory_bytes // max(per_product + per_pair_spectrum, 1)))
+    mask_chunk = max(1, min(n_masks, memory_bytes // max(per_product * pair_chunk, 1)))
 
     out = torch.empty((n_masks, batch, channels, height, width), dtype=compute, device=images.device)
-    for b0 in range(0, batch, image_chunk):
-        b1 = min(b0 + image_chunk, batch)
-        spectrum = torch.fft.rfft2(x[b0:b1], dim=(-2, -1))  # (b, C, H, W // 2 + 1)
+    # With an even batch both halves are written by one copy through this view.
+    pairs_view = out.view(n_masks, 2, n_pairs, channels, height, width) if batch % 2 == 0 else None
+    for p0 in range(0, n_pairs, pair_chunk):
+        p1 = min(p0 + pair_chunk, n_pairs)
+        n_imag = min(n_pairs + p1, batch) - (n_pairs + p0)  # images in the imaginary parts
+        imag = x[n_pairs + p0: n_pairs + p0 + n_imag]
+        if n_imag < p1 - p0:
+            imag = torch.cat([imag, x.new_zeros((p1 - p0 - n_imag, channels, height, width))])
+        spectrum = torch.fft.fft2(torch.complex(x[p0:p1], imag), dim=(-2, -1))  # (p, C, H, W) complex
         for m0 in range(0, n_masks, mask_chunk):
             m1 = min(m0 + mask_chunk, n_masks)
-            product = spectrum[None] * half[m0:m1, None, None]  # (m, b, C, H, W // 2 + 1)
-            if b0 == 0 and b1 == batch:
-                torch.fft.irfft2(product, s=(height, width), dim=(-2, -1), out=out[m0:m1])
+            # A real multiply on (re, im) pairs avoids casting the masks to complex.
+            product = torch.view_as_real(spectrum)[None] * unshifted[m0:m1, None, None, ..., None]
+            filtered = torch.fft.ifft2(torch.view_as_complex(product), dim=(-2, -1))  # (m, p, C, H, W) complex
+            del product
+            parts = torch.view_as_real(filtered).movedim(-1, 1)  # (m, 2, p, C, H, W): real, imaginary
+            if pairs_view is not None:
+                pairs_view[m0:m1, :, p0:p1] = parts
             else:
-                out[m0:m1, b0:b1] = torch.fft.irfft2(product, s=(height, width), dim=(-2, -1))
+                out[m0:m1, p0:p1] = parts[:, 0]
+                out[m0:m1, n_pairs + p0: n_pairs + p0 + n_imag] = parts[:, 1, :n_imag]
 
     out = out.to(images.dtype)
     return out[0] if single else out
