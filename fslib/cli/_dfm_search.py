@@ -1,0 +1,300 @@
+"""``fslib dfm search``, ``fslib dfm merge`` and ``fslib dfm evaluate``: find and test dominant frequency maps."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._io import atomic_write
+from ..errors import InvalidFileError, InvalidInputError
+
+logger = logging.getLogger(__name__)
+
+_PRESETS = ("syn1", "syn2", "syn3", "syn4")
+_DATA_HELP = ("data set: a synthetic preset (syn1..syn4), 'photos' (the embedded real-photo set), "
+              "a folder written by fslib.synthetic.save_dataset, or an image folder (<class>/*.png, "
+              "optionally under <split>/)")
+
+
+def register(subparsers) -> None:
+    """Add ``fslib dfm search``, ``fslib dfm merge`` and ``fslib dfm evaluate``."""
+    search = subparsers.add_parser(
+        "search", help="search the dominant frequency map of every class of a trained model",
+        description="For every class and frequency patch, record the model's mean cross-entropy loss on "
+        "the class's images with the patch (and its mirror) removed; keep the top percent as the DFM.",
+    )
+    _add_model_data(search)
+    search.add_argument("--patch-size", type=int, default=1, help="side of the frequency patch, in cells (default: 1)")
+    search.add_argument("--top", type=float, action="append",
+                        help="percent of the spectrum kept in the DFM; repeat for several maps (default: 5)")
+    search.add_argument("--ties", choices=("fill", "exclude"), default="fill",
+                        help="fill the top share with changes below the noise floor, or leave them out (default: fill)")
+    search.add_argument("--method", choices=("exact", "fast"), default="exact",
+                        help="exact: every patch; fast: first-order screening, then exact on the candidates")
+    search.add_argument("--shard", metavar="I/N", help="evaluate only shard I of N (0-based); join with 'fslib dfm merge'")
+    search.add_argument("--amp", action="store_true", help="run the model under torch.autocast (mixed precision)")
+    search.add_argument("--channels-last", action="store_true", help="feed inputs in channels-last memory format")
+    search.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    search.add_argument("--authors-format", action="store_true",
+                        help="also write each DFM as the paper authors' pickle (dfm_top<X>.pkl)")
+    search.add_argument("--out", required=True, help="output folder; a rerun resumes from its checkpoint")
+    search.set_defaults(func=run_search)
+
+    merge = subparsers.add_parser(
+        "merge", help="join the shards of a 'fslib dfm search --shard' into one result",
+        description="Read loss_maps.npz from every shard folder and write the result of an unsharded search.",
+    )
+    merge.add_argument("shards", nargs="+", help="output folders of 'fslib dfm search --shard I/N', one per shard")
+    merge.add_argument("--top", type=float, action="append", help="percent of the spectrum kept (default: 5)")
+    merge.add_argument("--ties", choices=("fill", "exclude"), default="fill", help="tie rule (default: fill)")
+    merge.add_argument("--authors-format", action="store_true", help="also write the authors' pickle format")
+    merge.add_argument("--out", required=True, help="output folder")
+    merge.set_defaults(func=run_merge)
+
+    evaluate = subparsers.add_parser(
+        "evaluate", help="TPR and FPR of a model on images filtered with each class's DFM",
+        description="Apply each class's DFM to all test images; report per class the share of its images "
+        "still recognised (TPR) and the share of other images now assigned to it (FPR).",
+    )
+    _add_model_data(evaluate)
+    evaluate.add_argument("--maps", required=True, help="DFM file (fslib .npz or the authors' .pkl)")
+    evaluate.add_argument("--tpr-threshold", type=float, default=0.5, help="minimum TPR for a shortcut (default: 0.5)")
+    evaluate.add_argument("--fpr-threshold", type=float, default=0.0,
+                          help="minimum rise of the FPR over the unfiltered FPR for a shortcut (default: 0)")
+    evaluate.add_argument("--out", required=True, help="output folder")
+    evaluate.set_defaults(func=run_evaluate)
+
+
+def _add_model_data(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="model checkpoint written by fslib.models.save_checkpoint, with normalisation statistics")
+    parser.add_argument("--data", required=True, help=_DATA_HELP)
+    parser.add_argument("--split", choices=("train", "test"), default="test", help="data split (default: test)")
+    parser.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: cuda when available)")
+    parser.add_argument("--batch-size", type=int, help="inputs per forward pass (default: fit to memory)")
+
+
+# --------------------------------------------------------------------------
+# Model and data
+# --------------------------------------------------------------------------
+
+
+def _load_images(data: str, split: str, image_size: int, classes: list[str] | None):
+    """Return ``(images (N, C, H, W) in [0, 1], labels (N,), class names)``."""
+    from .. import datasets
+
+    if data in _PRESETS:
+        dataset = datasets.synthetic(data, split)
+        return dataset.images, dataset.labels, list(dataset.classes)
+    if data == "photos":
+        dataset = datasets.real_photos(split, size=image_size)
+        return dataset.images, dataset.labels, list(dataset.classes)
+    folder = Path(data)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"Invalid --data: {data!r} is neither a preset ({', '.join(_PRESETS)}, photos) nor a folder. "
+            "Check the path."
+        )
+    from .. import synthetic
+
+    try:
+        synthetic.read_saved_spec(folder)
+    except (InvalidFileError, FileNotFoundError):
+        pass
+    else:
+        images, labels = synthetic.load_dataset(folder, split)
+        return images, labels, [str(c) for c in range(int(labels.max()) + 1)]
+    root = folder / split if (folder / split).is_dir() else folder
+    dataset = datasets.image_folder(root, classes=classes, size=image_size)
+    items = [dataset[i] for i in range(len(dataset))]
+    images = torch.stack([item[0] for item in items])
+    labels = torch.tensor([int(item[1]) for item in items])
+    return images, labels, list(dataset.classes)
+
+
+def _load_model_and_data(args: argparse.Namespace):
+    from ..datasets import normalize
+    from ..models import load_model
+
+    model, meta = load_model(args.checkpoint)
+    stats = meta.get("normalization")
+    if not stats or "mean" not in stats or "std" not in stats:
+        raise InvalidFileError(
+            f"Invalid --checkpoint {args.checkpoint}: it stores no normalisation statistics, so the data "
+            "cannot be normalised as in training. Save the checkpoint with meta['normalization']."
+        )
+    images, labels, classes = _load_images(args.data, args.split, int(meta["image_size"]), meta.get("classes"))
+    if tuple(images.shape[-2:]) != (int(meta["image_size"]),) * 2:
+        raise InvalidInputError(
+            f"Invalid --data: images are {tuple(images.shape[-2:])} but the model in {args.checkpoint} was "
+            f"built for {meta['image_size']} px. Use data of that size."
+        )
+    if int(labels.max()) >= int(meta["num_classes"]):
+        raise InvalidInputError(
+            f"Invalid --data: labels go up to {int(labels.max())} but the model has {meta['num_classes']} classes. "
+            "Use the data set the model was trained on."
+        )
+    names = meta.get("classes") or classes
+    return model, meta, normalize(images, stats["mean"], stats["std"]), labels, list(names)
+
+
+def _parse_shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError as exc:
+        raise InvalidInputError(f"Invalid --shard: expected I/N such as 0/4, got {text!r}.") from exc
+    return index, count
+
+
+def _check_tops(tops: list[float] | None) -> list[float]:
+    tops = tops or [5.0]
+    for top in tops:
+        if not 0 < top <= 100:
+            raise InvalidInputError(f"Invalid --top: {top:g} is outside (0, 100]. Pass a percent such as 5.")
+    return tops
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    with atomic_write(path, "w") as handle:
+        json.dump(payload, handle, indent=2, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v))
+
+
+# --------------------------------------------------------------------------
+# Outputs
+# --------------------------------------------------------------------------
+
+
+def _write_maps(result, out: Path, tops: list[float], ties: str, names: list[str], authors: bool,
+                extra: dict) -> dict:
+    """Write DFMs, figures and per-class summaries for each top percent; return the metrics."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..dfm.io import plot_dfm, save_dfm
+    from ..plotting import save_figure
+
+    metrics = {}
+    for top in tops:
+        chosen = result.selection(top, ties)
+        tag = f"{top:g}"
+        save_dfm(chosen.maps, out / f"dfm_top{tag}.npz", patch_size=result.patch_size, top_percent=top,
+                 classes=names, extra=dict(extra, ties=ties))
+        if authors:
+            save_dfm(chosen.maps, out / f"dfm_top{tag}.pkl", format="authors")
+        figure = plot_dfm(chosen.maps.numpy(), names)
+        save_figure(figure, out / f"dfm_top{tag}.png")
+        plt.close(figure)
+        metrics[tag] = result.summary(top, ties).assign(name=names).to_dict(orient="records")
+
+    changes = result.loss_changes.numpy()
+    figure, axes = plt.subplots(1, len(names), figsize=(2.2 * len(names), 2.4), squeeze=False)
+    for c, ax in enumerate(axes[0]):
+        image = ax.imshow(changes[c], cmap="magma")
+        ax.set_title(names[c], fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        figure.colorbar(image, ax=ax, fraction=0.046)
+    figure.suptitle("loss change with each frequency removed")
+    save_figure(figure, out / "loss_changes.png")
+    plt.close(figure)
+    return metrics
+
+
+def run_search(args: argparse.Namespace) -> int:
+    """Search the DFMs of a checkpoint and write loss maps, maps, figures and metrics.json."""
+    from ..dfm.search import search
+
+    tops = _check_tops(args.top)
+    shard = _parse_shard(args.shard)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model, meta, images, labels, names = _load_model_and_data(args)
+    start = time.perf_counter()
+    result = search(model, images, labels, num_classes=int(meta["num_classes"]), patch_size=args.patch_size,
+                    method=args.method, batch_size=args.batch_size, device=args.device, amp=args.amp,
+                    channels_last=args.channels_last, progress=not args.no_progress,
+                    checkpoint_path=out / "search_checkpoint.pt", shard=shard, top_percent=max(tops))
+    seconds = time.perf_counter() - start
+    result.metadata.update({"classes": names, "checkpoint": str(args.checkpoint), "data": args.data,
+                            "split": args.split})
+    result.save(out / "loss_maps.npz")
+    metrics = {
+        "method": args.method, "patch_size": result.patch_size, "image_size": list(result.image_size),
+        "shard": list(shard) if shard else None, "seconds": seconds,
+        "exact_evaluations": result.exact_evaluations, "exhaustive_evaluations": result.exhaustive_evaluations,
+        "baseline_loss": result.baseline_loss, "noise_floor": result.noise_floor,
+        "above_floor": result.above_floor, "classes": names, "metadata": result.metadata,
+    }
+    if shard is None:
+        extra = {"checkpoint": str(args.checkpoint), "data": args.data, "split": args.split, "method": args.method}
+        metrics["maps"] = _write_maps(result, out, tops, args.ties, names, args.authors_format, extra)
+    _write_json(out / "metrics.json", metrics)
+    print(f"wrote {out}: {result.exact_evaluations} exact evaluations in {seconds:.1f} s")
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    """Join shard folders into one result and write maps, figures and metrics.json."""
+    from ..dfm.search import SearchResult, merge_results
+
+    tops = _check_tops(args.top)
+    results = [SearchResult.load(Path(folder) / "loss_maps.npz") for folder in args.shards]
+    merged = merge_results(results)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    merged.save(out / "loss_maps.npz")
+    names = merged.metadata.get("classes") or [str(c) for c in range(merged.num_classes)]
+    extra = {key: merged.metadata.get(key) for key in ("checkpoint", "data", "split")}
+    metrics = {
+        "method": "exact", "patch_size": merged.patch_size, "image_size": list(merged.image_size),
+        "merged_shards": len(results), "baseline_loss": merged.baseline_loss, "noise_floor": merged.noise_floor,
+        "above_floor": merged.above_floor, "classes": names,
+        "maps": _write_maps(merged, out, tops, args.ties, names, args.authors_format, extra),
+    }
+    _write_json(out / "metrics.json", metrics)
+    print(f"wrote {out}: merged {len(results)} shards")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Write the shortcut table (TPR, FPR per class), confusion matrices and a gallery."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..dfm.evaluate import plot_gallery, shortcut_table
+    from ..dfm.io import load_dfm
+    from ..plotting import save_figure
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model, meta, images, labels, names = _load_model_and_data(args)
+    maps = load_dfm(args.maps).maps
+    report = shortcut_table(model, images, labels, maps, class_names=names, tpr_threshold=args.tpr_threshold,
+                            fpr_threshold=args.fpr_threshold, batch_size=args.batch_size or 256, device=args.device)
+    with atomic_write(out / "shortcut_table.csv", "w") as handle:
+        report.table.to_csv(handle, index=False)
+    with atomic_write(out / "confusion.npz") as handle:
+        np.savez(handle, baseline=report.baseline["confusion"],
+                 **{f"class_{c}": matrix for c, matrix in report.confusion.items()})
+    stats = meta["normalization"]
+    figure = plot_gallery(images, labels, maps, names, denormalize=(stats["mean"], stats["std"]))
+    save_figure(figure, out / "gallery.png")
+    plt.close(figure)
+    _write_json(out / "metrics.json", {
+        "maps": str(args.maps), "checkpoint": str(args.checkpoint), "data": args.data, "split": args.split,
+        "baseline_accuracy": report.baseline["accuracy"], "baseline_recall": report.baseline["recall"],
+        "rule": report.rule, "table": report.table.to_dict(orient="records"),
+    })
+    print(report.table.to_string(index=False))
+    return 0
