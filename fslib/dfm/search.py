@@ -846,7 +846,7 @@ def search(model: torch.nn.Module, images: torch.Tensor, labels, *, num_classes:
         units_all = np.arange(layout.n_units)
         if shard is not None:
             units_all = units_all[shard[0]::shard[1]]
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         total = num_classes * len(units_all) if method == "exact" else None
         bar = tqdm(total=total, disable=not progress, desc=f"DFM search ({method})", unit="removal")
