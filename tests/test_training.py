@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+import pandas as pd
+
 import pytest
 import torch
 
@@ -295,13 +297,16 @@ def test_cli_run_writes_outputs(tmp_path):
     spec = dataclasses.replace(get_preset("syn1"), train_size=80, test_size=40)
     save_dataset(tmp_path / "data", spec, seed=0)
     argv = ["train", "--data", str(tmp_path / "data"), "--model", "resnet18", "--width", "4",
-            "--iterations", "6", "--batch-size", "16", "--track-every", "3", "--band-stop", "0,1", "2,3",
+            "--iterations", "6", "--batch-size", "16", "--track-every", "3", "--band-stop", "B1+B2", "B3+B4",
             "--out", str(tmp_path / "run"), "--no-progress", "--device", "cpu"]
     assert main(argv) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["test"]["count"] == 40
     assert metrics["iterations"] == 6
     assert (tmp_path / "run" / "dynamics.csv").exists()
+    filters = set(pd.read_csv(tmp_path / "run" / "dynamics.csv")["filter"])
+    assert {"stop B1+B2", "stop B3+B4"} <= filters
+    assert "stop B1+B3" not in filters
     assert (tmp_path / "run" / "figures" / "training_curves.png").exists()
     # The same command again resumes the finished run; another learning rate is rejected.
     assert main(argv) == 0

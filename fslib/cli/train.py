@@ -81,8 +81,9 @@ def register(subparsers) -> None:
                         help="evaluate the test set with frequency bands removed every this many optimizer steps "
                         "and write dynamics.csv; 0 switches tracking off (default: 0)")
     parser.add_argument("--band-stop", nargs="+", default=None, metavar="BANDS",
-                        help="band sets to remove for tracking, 0-based and comma-separated, e.g. "
-                        "'--band-stop 0,1 2,3' removes B1+B2, then B3+B4 (default: every pair of the 4 bands)")
+                        help="band sets to remove for tracking, numbered B1 (lowest) to B4 like the tables and "
+                        "figures: '--band-stop B1+B2 B3+B4' removes B1 and B2, then B3 and B4; 'pairs' is every "
+                        "pair of the 4 bands, 'none' tracks no band-stop filter (default: pairs)")
 
     parser.add_argument("--device", default=None,
                         help="torch device such as cpu, cuda or cuda:1 (default: cuda if available)")
@@ -99,15 +100,9 @@ def register(subparsers) -> None:
 def _parse_band_sets(values: list[str] | None) -> list[tuple[int, ...]] | None:
     if values is None:
         return None
-    sets = []
-    for value in values:
-        try:
-            sets.append(tuple(int(part) for part in value.split(",") if part.strip()))
-        except ValueError:
-            raise InvalidInputError(
-                f"Invalid --band-stop {value!r}: expected comma-separated 0-based band indices such as 0,1."
-            ) from None
-    return sets
+    from ..dynamics import parse_band_sets
+
+    return parse_band_sets(" ".join(values))
 
 
 def _load_data(args: argparse.Namespace):
