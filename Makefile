@@ -24,6 +24,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bench_filter.py
+	$(PY) bench/bench_train.py
+	$(PY) bench/bench_search.py
 
 clean-book:
 	rm -rf _build
