@@ -292,7 +292,7 @@ def list_models() -> list[str]:
 
 
 def build_model(name: str, num_classes: int, image_size: int, *, width: int | None = None,
-                stem: str = "cifar", **options: Any) -> nn.Module:
+                stem: str = "cifar", seed: int | None = None, **options: Any) -> nn.Module:
     """Build an untrained classifier for ``(B, 3, image_size, image_size)`` normalised images.
 
     Args:
@@ -307,6 +307,9 @@ def build_model(name: str, num_classes: int, image_size: int, *, width: int | No
             Wang et al., ICCV 2023): a 3x3 stride-1 convolution and no max-pool, at any image
             size. ``"torchvision"``: the 7x7 stride-2 convolution and 3x3
             max-pool of torchvision's ResNet.
+        seed: seed of the initial weights, drawn without touching the global
+            random state, so the same seed gives the same model. ``None``
+            draws them from torch's global generator.
         options: ``vit_b`` only: ``patch_size`` (default 16 for images of
             128 px or more, otherwise 4), ``num_layers`` (12), ``dropout`` (0.0).
 
@@ -334,8 +337,17 @@ def build_model(name: str, num_classes: int, image_size: int, *, width: int | No
     if stem != "cifar" and name not in _HAS_STEM:
         raise InvalidInputError(f"Invalid stem {stem!r} for {name}: only ResNets have a switchable stem; omit stem.")
 
-    model = _REGISTRY[name](name=name, num_classes=num_classes, image_size=image_size, width=width,
-                            stem=stem, **options)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise InvalidInputError(f"Invalid seed {seed!r}: expected an integer or None.")
+
+    builder = _REGISTRY[name]
+    if seed is None:
+        model = builder(name=name, num_classes=num_classes, image_size=image_size, width=width, stem=stem, **options)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = builder(name=name, num_classes=num_classes, image_size=image_size, width=width, stem=stem,
+                            **options)
     model.fslib_build = {
         "name": name,
         "num_classes": num_classes,

@@ -185,3 +185,27 @@ def test_unsafe_meta_rejected(tmp_path):
     with pytest.raises(TypeError, match="plain Python type"):
         save_checkpoint(tmp_path / "m.pt", model, {"note": object()})
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_seed_gives_same_weights():
+    first = build_model("resnet18", 4, 32, width=4, seed=3)
+    second = build_model("resnet18", 4, 32, width=4, seed=3)
+    for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_seed_differs_between_seeds():
+    first = build_model("resnet18", 4, 32, width=4, seed=3)
+    second = build_model("resnet18", 4, 32, width=4, seed=4)
+    assert not torch.equal(first.conv1.weight, second.conv1.weight)
+
+
+def test_seed_leaves_global_state():
+    before = torch.random.get_rng_state()
+    build_model("resnet18", 4, 32, width=4, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_seed_must_be_integer():
+    with pytest.raises(InvalidInputError, match="Invalid seed"):
+        build_model("resnet18", 4, 32, width=4, seed=1.5)

@@ -219,7 +219,8 @@ def run(args: argparse.Namespace) -> int:
     _prepare_out(out, run_description, config, args.overwrite)
 
     torch.manual_seed(args.seed)
-    model = build_model(args.model, train_data.num_classes, image_size, width=args.width, stem=args.stem)
+    model = build_model(args.model, train_data.num_classes, image_size, width=args.width, stem=args.stem,
+                        seed=args.seed)
     callbacks = [_dynamics_callback(args, test_data, band_sets)] if args.track_every else []
 
     result = train(model, train_data, None, config, callbacks=callbacks, out_dir=out)
