@@ -7,8 +7,8 @@ from the chapter's parameters, :func:`natural_dataset` builds a split from
 that spec, and the spec is what the DFM chapter saves as ``data.json`` so
 that later chapters rebuild exactly the same images.
 
-Images are ``(N, C, H, W)`` floats in [0, 1] unless a function says they
-are normalised; maps are centred (zero frequency at ``(H // 2, W // 2)``).
+Images are ``(N, C, H, W)`` floats in [0, 1] unless a function states that
+they are normalised; maps are centred (zero frequency at ``(H // 2, W // 2)``).
 """
 
 from __future__ import annotations
@@ -128,7 +128,9 @@ def adcs_band_shares(maps: torch.Tensor, edges: Sequence[float], *, threshold: i
         A float64 tensor ``(K, n_bands)`` of shares in [0, 1]. A band
         without frequencies (possible with custom edges) gives NaN.
     """
-    check_tensor(maps, "maps", ndim=3, shape_doc="(K, H, W)")
+    if not isinstance(maps, torch.Tensor) or maps.ndim != 3 or maps.is_complex():
+        shape = tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__
+        raise InvalidInputError(f"Invalid maps: expected a real tensor (K, H, W) of ADCS values, got {shape}.")
     height, width = maps.shape[-2:]
     masks = fourier.band_masks((height, width), edges, dtype=torch.float64)  # (n_bands, H, W)
     if exclude_zero:
@@ -140,10 +142,14 @@ def adcs_band_shares(maps: torch.Tensor, edges: Sequence[float], *, threshold: i
 
 
 def band_table(values: torch.Tensor | np.ndarray, class_names: Sequence[str],
-               band_names: Sequence[str] | None = None, kinds: Mapping[str, str] | None = None) -> pd.DataFrame:
+               band_names: Sequence[str] | None = None, kinds: Mapping[str, str] | None = None,
+               min_spread: float = 0.05) -> pd.DataFrame:
     """Return a ``(K, n_bands)`` table of per-class band values with the band of the largest value.
 
-    ``kinds`` maps class names to a kind (texture or object) that becomes a column.
+    The column ``most_distinctive`` names the band of the largest value, or
+    ``"none"`` when the class's largest and smallest values differ by less
+    than ``min_spread``, because then no band stands out. ``kinds`` maps class
+    names to a kind (texture or object) that becomes a column.
     """
     array = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
     if array.ndim != 2 or array.shape[0] != len(class_names):
@@ -156,7 +162,10 @@ def band_table(values: torch.Tensor | np.ndarray, class_names: Sequence[str],
         raise InvalidInputError(f"Invalid band_names: got {len(names)} names for {array.shape[1]} bands.")
     table = pd.DataFrame(array, index=list(class_names), columns=names)
     table.index.name = "class"
-    table["most_distinctive"] = [names[int(np.nanargmax(row))] for row in array]
+    table["most_distinctive"] = [
+        names[int(np.nanargmax(row))] if np.nanmax(row) - np.nanmin(row) >= min_spread else "none"
+        for row in array
+    ]
     if kinds is not None:
         table.insert(0, "kind", [kinds.get(name, "") for name in class_names])
     return table
@@ -179,17 +188,22 @@ def per_class_subset(images: torch.Tensor, labels: torch.Tensor, per_class: int 
         InvalidInputError: ``per_class`` is not a positive int or None, or a class has no image.
     """
     check_tensor(images, "images", ndim=4, shape_doc="(N, C, H, W)")
+    labels = torch.as_tensor(labels).long()
+    index = _subset_index(labels, per_class, num_classes)
+    return images[index], labels[index]
+
+
+def _subset_index(labels: torch.Tensor, per_class: int | None, num_classes: int) -> torch.Tensor:
+    """Return the indices of the first ``per_class`` entries of each class in ``labels (N,)``, class by class."""
     if per_class is not None and (isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1):
         raise InvalidInputError(f"Invalid per_class {per_class!r}: expected a positive int or None.")
-    labels = torch.as_tensor(labels).long()
     chosen = []
     for k in range(num_classes):
         members = torch.nonzero(labels == k).flatten()
         if members.numel() == 0:
             raise InvalidInputError(f"Invalid labels: class {k} has no image. Every class needs at least one.")
         chosen.append(members if per_class is None else members[:per_class])
-    index = torch.cat(chosen)
-    return images[index], labels[index]
+    return torch.cat(chosen)
 
 
 def class_images(dataset, per_class: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -206,11 +220,9 @@ def class_images(dataset, per_class: int | None = None) -> tuple[torch.Tensor, t
     if hasattr(dataset, "images") and hasattr(dataset, "labels"):
         return per_class_subset(dataset.images, dataset.labels, per_class, num_classes)
     targets = torch.as_tensor(list(dataset.targets)).long()
-    index = torch.arange(targets.numel())
-    _, chosen = per_class_subset(torch.zeros(targets.numel(), 1, 1, 1), targets, per_class, num_classes)
-    order = torch.cat([index[targets == k][:int((chosen == k).sum())] for k in range(num_classes)])
-    images = torch.stack([dataset[int(i)][0] for i in order])  # (M, C, H, W)
-    return images, targets[order]
+    index = _subset_index(targets, per_class, num_classes)
+    images = torch.stack([dataset[int(i)][0] for i in index])  # (M, C, H, W)
+    return images, targets[index]
 
 
 def photo_kinds(class_names: Sequence[str]) -> dict[str, str] | None:
@@ -236,7 +248,7 @@ def plot_band_shares(shares: torch.Tensor | np.ndarray, class_names: Sequence[st
     names = list(band_names) if band_names is not None else [f"B{b + 1}" for b in range(array.shape[1])]
     colours = {"texture": "tab:orange", "object": "tab:blue"}
     styles = ["-", "--", ":", "-."]
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    fig, ax = plt.subplots(figsize=(9.0, 3.8), constrained_layout=True)
     positions = np.arange(array.shape[1])
     for index, (name, row) in enumerate(zip(class_names, array)):
         kind = kinds.get(name) if kinds else None
@@ -248,7 +260,6 @@ def plot_band_shares(shares: torch.Tensor | np.ndarray, class_names: Sequence[st
     ax.set_ylabel(ylabel)
     ax.set_ylim(-0.02, 1.02)
     ax.legend(fontsize="small", ncol=2, bbox_to_anchor=(1.02, 1.0), loc="upper left")
-    fig.tight_layout()
     return fig
 
 
