@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from .. import fourier
-from ..datasets import PHOTO_CLASSES, TensorImageDataset, image_folder, real_photos
+from ..datasets import PHOTO_CLASSES, TensorImageDataset, image_folder
 from ..errors import InvalidFileError, InvalidInputError
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ __all__ = [
     "plot_confusions",
     "plot_band_shares",
     "related_ood_dataset",
+    "replace_class_images",
     "train_variant",
 ]
 
@@ -58,35 +59,26 @@ IMAGENET_SCT_RELATED: dict[str, str] = {
     "fire truck": "trailer truck",
 }
 
-def load_data(description: str | os.PathLike | Mapping[str, Any], split: str,
-              cache_dir: str | os.PathLike | None | bool = None):
+def load_data(description: str | os.PathLike | Mapping[str, Any], split: str):
     """Rebuild one split of the data set that a model was trained on from its description (``data.json``).
 
     Args:
-        description: path of a JSON file or the dict itself. ``source`` is
-            ``"photos"`` (the default) or ``"imagenet10"``. For photos:
-            ``size``, ``seed`` and optionally ``crops_per_class`` (an int for
-            both splits, or ``{"train": n, "test": m}``),
-            ``train_crops_per_class``, ``test_crops_per_class``, ``photos``,
-            ``crop_scale``, ``max_rotation``, ``flip`` and ``test_fraction``,
-            all as in :func:`fslib.datasets.real_photos`. For ImageNet-10:
-            ``root`` and ``size`` as in :func:`fslib.datasets.imagenet10`,
-            whose ``val`` split is the test split. Other keys are ignored.
+        description: path of a JSON file or the dict itself, as written by
+            :func:`fslib.book.dfm_chapter.natural_data_spec` (``source`` is
+            ``"photos"``, ``"imagenet10"`` or ``"cifar10"``).
         split: ``"train"`` or ``"test"``.
-        cache_dir: as in :func:`fslib.datasets.real_photos`.
 
     Returns:
-        The data set, images ``(3, size, size)`` in [0, 1]: a
-        :class:`fslib.datasets.TensorImageDataset` for photos, a folder data
-        set (decoded on access) for ImageNet-10.
+        The data set of :func:`fslib.book.dfm_chapter.natural_dataset`:
+        items ``(image (3, H, W) in [0, 1], label)`` and ``classes``.
 
     Raises:
-        FileNotFoundError: no file at ``description``.
-        InvalidFileError: the description is not a JSON object or lacks ``size``.
+        FileNotFoundError: no file at ``description``, or a data folder it names is missing.
+        InvalidFileError: the description is not a JSON object with ``source``.
         InvalidInputError: an unknown source or split.
     """
-    if split not in ("train", "test"):
-        raise InvalidInputError(f"Invalid split {split!r}: expected 'train' or 'test'.")
+    from .dfm_chapter import natural_dataset
+
     if isinstance(description, Mapping):
         data = dict(description)
         where = "data description"
@@ -99,32 +91,9 @@ def load_data(description: str | os.PathLike | Mapping[str, Any], split: str,
         except json.JSONDecodeError as exc:
             raise InvalidFileError(f"Invalid data description {path}: not JSON ({exc}).") from exc
         where = str(path)
-    if not isinstance(data, dict) or "size" not in data:
-        raise InvalidFileError(f"Invalid data description {where}: expected a JSON object with at least 'size'.")
-    source = data.get("source", "photos")
-    if source == "imagenet10":
-        from ..datasets import imagenet10
-
-        if not data.get("root"):
-            raise InvalidFileError(f"Invalid data description {where}: source 'imagenet10' needs 'root'.")
-        return imagenet10(data["root"], "val" if split == "test" else "train", size=data["size"])
-    if source != "photos":
-        raise InvalidInputError(
-            f"Invalid data source {source!r} in {where}: expected 'photos' or 'imagenet10'. Load other data "
-            "with fslib.datasets and pass it directly."
-        )
-
-    counts = data.get("crops_per_class")
-    count = counts.get(split) if isinstance(counts, dict) else counts
-    count = data.get(f"{split}_crops_per_class", count)
-    options: dict[str, Any] = {}
-    for key in ("photos", "max_rotation", "flip", "test_fraction"):
-        if data.get(key) is not None:
-            options[key] = data[key]
-    if data.get("crop_scale") is not None:
-        options["crop_scale"] = tuple(data["crop_scale"])
-    return real_photos(split, size=data["size"], seed=int(data.get("seed", 0)),
-                       crops_per_class=None if count is None else int(count), cache_dir=cache_dir, **options)
+    if not isinstance(data, dict) or "source" not in data:
+        raise InvalidFileError(f"Invalid data description {where}: expected a JSON object with 'source'.")
+    return natural_dataset(data, split)
 
 
 def stack_dataset(dataset) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,7 +107,10 @@ def stack_dataset(dataset) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def photo_kinds(class_names: Sequence[str]) -> list[str]:
-    """Return ``"texture"`` or ``"object"`` per class of :data:`fslib.datasets.PHOTO_CLASSES`, ``"unknown"`` otherwise."""
+    """Return the kind of each class of :data:`fslib.datasets.PHOTO_CLASSES`: ``"texture"`` or ``"object"``.
+
+    A name that is not a photo class gets ``"unknown"``.
+    """
     kinds = {source.name: source.kind for source in PHOTO_CLASSES}
     return [kinds.get(str(name), "unknown") for name in class_names]
 
@@ -234,7 +206,7 @@ def plot_confusions(confusion: Mapping[int, np.ndarray], class_names: Sequence[s
     """Draw one confusion matrix per map: panel ``c`` shows all images filtered with class ``c``'s map.
 
     Each ``(K, K)`` matrix (rows true class, columns predicted class, counts)
-    is shown as shares of each row; column ``c`` is outlined, because its
+    is shown as shares of each row. Column ``c`` is outlined, because its
     diagonal cell is ``TPR_c`` and its other cells make up ``FPR_c``.
     Returns the Figure.
     """
@@ -284,7 +256,7 @@ def plot_band_shares(table: pd.DataFrame):
                          rotation=60, ha="right", fontsize=7)
     axis.set_ylabel("share of the map's frequencies")
     axis.set_ylim(0.0, 1.0)
-    axis.legend(title="band (low to high)", fontsize=7, bbox_to_anchor=(1.01, 1.0), loc="upper left")
+    axis.legend(title="band (low to high)", fontsize=7, title_fontsize=7, bbox_to_anchor=(1.01, 1.0), loc="upper left")
     fig.tight_layout()
     return fig
 
@@ -349,9 +321,35 @@ def related_ood_dataset(ood_dir: str | os.PathLike | None, classes: Sequence[str
     return TensorImageDataset(images, labels, list(classes))
 
 
+def replace_class_images(images: torch.Tensor, labels: torch.Tensor, new_images: torch.Tensor,
+                         new_labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Swap the images of some classes for other images of the same classes.
+
+    Every image of ``images (N, C, H, W)`` whose label occurs in
+    ``new_labels`` is dropped, and ``new_images (M, C, H, W)`` are appended.
+    With out-of-distribution images of one class, the result is a test set
+    on which both the TPR of that class (from the new images) and its FPR
+    (from the kept images of the other classes) are defined.
+
+    Returns:
+        ``(images (N' + M, C, H, W), labels (N' + M,))``.
+    """
+    labels = torch.as_tensor(labels).long()
+    new_labels = torch.as_tensor(new_labels).long()
+    if images.shape[1:] != new_images.shape[1:]:
+        raise InvalidInputError(
+            f"Invalid new_images: shape {tuple(new_images.shape)} does not fit images {tuple(images.shape)}; "
+            "build both at the same size."
+        )
+    if new_labels.shape != (new_images.shape[0],) or labels.shape != (images.shape[0],):
+        raise InvalidInputError("Invalid labels: expected one label per image for both image stacks.")
+    keep = ~torch.isin(labels, new_labels.unique())
+    return torch.cat([images[keep], new_images.to(images.dtype)]), torch.cat([labels[keep], new_labels])
+
+
 def train_variant(train_data, *, model_name: str, width: int | None, augment: str, epochs: int, lr: float,
                   batch_size: int, normalization: tuple[Sequence[float], Sequence[float]], seed: int = 0,
-                  device: str | None = None, out_dir: str | os.PathLike | None = None):
+                  device: str | None = None, num_workers: int = 0, out_dir: str | os.PathLike | None = None):
     """Train one model variant on ``train_data`` with inputs normalised like a reference model.
 
     Every variant gets the same ``normalization``, so a dominant frequency map
@@ -366,7 +364,7 @@ def train_variant(train_data, *, model_name: str, width: int | None, augment: st
 
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, augment=augment, seed=seed,
                          normalization=(tuple(normalization[0]), tuple(normalization[1])),
-                         checkpoint_epochs=None, progress=False, device=device)
+                         checkpoint_epochs=None, progress=False, device=device, num_workers=num_workers)
     size = int(train_data.images.shape[-1]) if hasattr(train_data, "images") else int(train_data[0][0].shape[-1])
     model = build_model(model_name, len(train_data.classes), size, width=width)
     result = train(model, train_data, None, config, out_dir=out_dir)
