@@ -11,7 +11,17 @@ Prints three ratios, all measured in this run:
 (c) the fast method's speed-up over the exact search, and the Jaccard index
     and recall of its top-5% maps against the exact ones.
 
-Run: ``.venv/bin/python bench/bench_search.py`` (about a minute on 2 CPU cores).
+(d) on each data set of ``--datasets`` (default syn1, syn4 and the real-photo
+    set at 32 px, each with a small CNN trained for ``--epochs``): the fast
+    method's compute share (forward-pass image evaluations, the screening's
+    float64 forward and backward pass charged as 3 per image), wall-clock
+    speed-up, Jaccard index and recall of its top-5% maps against the exact
+    ones, and the largest TPR and FPR difference of the two maps'
+    :func:`fslib.dfm.shortcut_table`. ``--sweep`` adds a row per fast
+    setting (the measured trade-off curve).
+
+Run: ``.venv/bin/python bench/bench_search.py`` (about 3 minutes on 2 CPU cores, 167 s measured);
+``--datasets syn1 --skip-loop`` for (a), (c) and (d) on syn1 only.
 """
 
 from __future__ import annotations
@@ -24,7 +34,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from fslib.datasets import normalization_stats, normalize, synthetic
+from fslib.datasets import normalization_stats, normalize, real_photos, synthetic
+from fslib.dfm import shortcut_table
 from fslib.dfm.search import compare_maps, search, unit_layout
 from fslib.fourier import patch_mask
 
@@ -78,15 +89,77 @@ def paper_loop_seconds(model: nn.Module, images: torch.Tensor, labels: torch.Ten
     return time.perf_counter() - start
 
 
+def load_data(name: str, per_class: int):
+    """Return normalised train images and labels, search images and labels, and the class count."""
+    if name == "photos":
+        train_set, test_set = real_photos("train", size=32), real_photos("test", size=32)
+    else:
+        train_set, test_set = synthetic(name, "train", cache_dir=False), synthetic(name, "test", cache_dir=False)
+    mean, std = normalization_stats(train_set)
+    x_train = normalize(train_set.images, mean, std)
+    x_test = normalize(test_set.images, mean, std)
+    keep = torch.cat([torch.nonzero(test_set.labels == k).flatten()[:per_class] for k in range(test_set.num_classes)])
+    return x_train, train_set.labels, x_test[keep], test_set.labels[keep], train_set.num_classes
+
+
+#: Fast settings of the --sweep curve: (fast_initial, fast_subset, fast_block).
+SWEEP = [(2.0, 1, 0.25), (4.0, 1, 0.25), (4.0, 3, 0.5), (6.0, 3, 0.5), (8.0, 6, 0.5), (8.0, 6, 1.0)]
+
+
+def compare_on(name: str, args) -> None:
+    """Print (d) for one data set."""
+    x_train, y_train, images, labels, classes = load_data(name, args.per_class)
+    torch.manual_seed(0)
+    model = small_cnn(classes)
+    train(model, x_train, y_train, args.epochs, seed=0)
+    start = time.perf_counter()
+    exact = search(model, images, labels, batch_size=args.batch_size, progress=False, device="cpu")
+    exact_seconds = time.perf_counter() - start
+    exact_table = shortcut_table(model, images, labels, exact.dfm(5), device="cpu").table
+    print(f"(d) {name}: {classes} classes x {args.per_class} images; exact search {exact_seconds:.1f} s; "
+          f"cells above the floor per class {exact.above_floor.tolist()}")
+    settings = [None] + (SWEEP if args.sweep else [])
+    for setting in settings:
+        options = {} if setting is None else dict(zip(("fast_initial", "fast_subset", "fast_block"), setting))
+        start = time.perf_counter()
+        fast = search(model, images, labels, method="fast", top_percent=5, batch_size=args.batch_size,
+                      progress=False, device="cpu", **options)
+        fast_seconds = time.perf_counter() - start
+        comparison = compare_maps(fast, exact, 5)
+        table = shortcut_table(model, images, labels, fast.dfm(5), device="cpu").table
+        share = fast.metadata["forward_equivalents"] / exact.metadata["forward_equivalents"]
+        label = "default" if setting is None else "pool {:g}k, {} hard images, block {:g}k".format(*setting)
+        print(f"    {label}: compute share {100 * share:.1f}% ({1 / share:.1f}x less), wall-clock "
+              f"{exact_seconds / fast_seconds:.1f}x; Jaccard {comparison['jaccard_mean']:.3f} "
+              f"(min {min(comparison['jaccard']):.2f}), recall {comparison['recall_mean']:.3f}; "
+              f"max |dTPR| {np.abs(table['tpr'] - exact_table['tpr']).max():.3f}, "
+              f"max |dFPR| {np.abs(table['fpr'] - exact_table['fpr']).max():.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-class", type=int, default=10, help="test images per class (default: 10)")
     parser.add_argument("--epochs", type=int, default=3, help="training epochs (default: 3)")
     parser.add_argument("--batch-size", type=int, default=256, help="inputs per forward pass (default: 256)")
     parser.add_argument("--loop-positions", type=int, default=8, help="frequencies timed for (b) (default: 8)")
+    parser.add_argument("--datasets", default="syn1,syn4,photos",
+                        help="comma-separated data sets for (d): syn1..syn4, photos (default: syn1,syn4,photos)")
+    parser.add_argument("--per-class-d", type=int, default=40, help="images per class in (d) (default: 40)")
+    parser.add_argument("--sweep", action="store_true", help="add the trade-off curve of fast settings to (d)")
+    parser.add_argument("--skip-loop", action="store_true", help="skip (a) to (c) and run only (d)")
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    if not args.skip_loop:
+        loop_benchmarks(args)
+    d_args = argparse.Namespace(**vars(args))
+    d_args.per_class = args.per_class_d
+    for name in [n.strip() for n in args.datasets.split(",") if n.strip()]:
+        compare_on(name, d_args)
+
+
+def loop_benchmarks(args) -> None:
+    """Print (a), (b) and (c) on syn1."""
 
     train_set = synthetic("syn1", "train", cache_dir=False)
     test_set = synthetic("syn1", "test", cache_dir=False)
@@ -128,7 +201,8 @@ def main() -> None:
     comparison = compare_maps(fast, exact, 5)
     print(f"(c) fast search {fast_seconds:.2f} s, speed-up {exact_seconds / fast_seconds:.1f}x, "
           f"exact evaluations {fast.exact_evaluations}/{exact.exact_evaluations} "
-          f"({100 * fast.exact_share:.1f}%)")
+          f"({100 * fast.exact_share:.1f}%), compute share (forward-pass equivalents) "
+          f"{100 * fast.metadata['forward_equivalents'] / exact.metadata['forward_equivalents']:.1f}%")
     print(f"    top 5%: Jaccard {comparison['jaccard_mean']:.3f} (per class "
           f"{', '.join(f'{v:.2f}' for v in comparison['jaccard'])}), recall of exact above-floor cells "
           f"{comparison['recall_mean']:.3f}; cells above the floor per class {exact.above_floor.tolist()}")

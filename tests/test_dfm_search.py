@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,7 @@ import torch.nn.functional as F
 
 from fslib.dfm.search import (
     SearchResult,
+    _first_order_units,
     _removal_inputs,
     compare_maps,
     first_order_scores,
@@ -280,3 +283,65 @@ def test_cuda_matches_cpu():
     cpu = search(model, images.float(), labels, progress=False, device="cpu")
     gpu = search(model, images.float(), labels, progress=False, device="cuda", channels_last=True)
     np.testing.assert_allclose(gpu.unit_losses, cpu.unit_losses, rtol=1e-4, atol=1e-5)
+
+
+def test_first_order_per_image_matches_finite_differences():
+    model = tiny_model()
+    images, labels = tiny_data(6, 6, per_class=3)
+    layout = unit_layout((6, 6), 1)
+    x, y = images[:3], labels[:3]
+    scores, _ = _first_order_units(copy.deepcopy(model), x, y, layout, 2, per_image=True)
+    spectrum = torch.fft.fft2(x)
+    step = 1e-5
+    unit = 7
+    with torch.no_grad():
+        removed = x - _removal_inputs(x, spectrum, layout, np.array([unit]))
+        minus = F.cross_entropy(model(x - step * removed), y, reduction="none")
+        plus = F.cross_entropy(model(x + step * removed), y, reduction="none")
+    derivative = ((minus - plus) / (2 * step)).numpy()
+    np.testing.assert_allclose(scores[:, unit], derivative, rtol=1e-5, atol=1e-9)
+
+
+def test_fast_racing_agrees_where_evaluated():
+    model = tiny_model()
+    images, labels = tiny_data(8, 8, per_class=6)
+    exact = search(model, images, labels, progress=False)
+    fast = search(model, images, labels, method="fast", top_percent=10, fast_subset=3, progress=False)
+    done = np.isfinite(fast.unit_losses)
+    assert fast.exact_evaluations < exact.exact_evaluations
+    np.testing.assert_allclose(fast.unit_losses[done], exact.unit_losses[done], rtol=0, atol=1e-12)
+
+
+def test_fast_with_all_images_raced_matches_exact_maps():
+    # Every unit is a candidate and every image is raced, so the estimates are the exact changes.
+    model = tiny_model()
+    images, labels = tiny_data(8, 8, per_class=6)
+    exact = search(model, images, labels, progress=False)
+    units = unit_layout((8, 8), 1).n_units
+    fast = search(model, images, labels, method="fast", top_percent=10, fast_subset=6, fast_initial=float(units),
+                  progress=False)
+    assert compare_maps(fast, exact, 10)["jaccard_mean"] == 1.0
+
+
+def test_forward_count_of_exact_search():
+    images, labels = tiny_data(6, 6)
+    result = search(tiny_model(), images, labels, progress=False)
+    # 20 units on a 6x6 grid: 16 mirror pairs and 4 self-mirrored cells.
+    assert result.metadata["forward_equivalents"] == 20 * images.shape[0]
+
+
+def test_fast_forward_count():
+    images, labels = tiny_data(8, 8, per_class=6)
+    fast = search(tiny_model(), images, labels, method="fast", top_percent=10, fast_subset=3, progress=False)
+    # Per class: screening 3 x 6 images and one forward of the 6 unfiltered images; racing
+    # 24 candidates (4 x k rises and 4 x k falls, k = 3 units) x 3 images plus those 3 unfiltered;
+    # 6 images per verified unit.
+    expected = 3 * (3 * 6 + 6 + 24 * 3 + 3) + 6 * fast.exact_evaluations
+    assert fast.metadata["forward_equivalents"] == expected
+
+
+@pytest.mark.parametrize("value", [0, 2.5, True])
+def test_fast_subset_rejected(value):
+    images, labels = tiny_data(6, 6)
+    with pytest.raises((InvalidInputError, TypeError), match="fast_subset"):
+        search(tiny_model(), images, labels, method="fast", fast_subset=value, progress=False)
