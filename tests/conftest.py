@@ -19,6 +19,20 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_cuda)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _single_torch_thread():
+    """Run the suite on one torch thread.
+
+    The tensors and models in the tests are small. On a loaded 2-core
+    machine a second thread makes every parallel operation wait for it,
+    which slows training steps several times over.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _restore_rng_state():
     """Save the global Python, numpy and torch RNG states and restore them after each test.

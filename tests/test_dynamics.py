@@ -72,15 +72,6 @@ def make_images(n_per_class=12, seed=0):
     return torch.tensor(np.stack(images), dtype=torch.float32), torch.tensor(labels)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Run torch on one thread: the tensors here are tiny, and thread hand-offs dominate on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def data():
     return make_images()

@@ -15,20 +15,6 @@ SIZES = [(7, 10), (9, 9), (32, 32), (15, 32), (8, 6)]
 TOLERANCE = {torch.float32: 1e-4, torch.float64: 1e-10}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Run these tests on one CPU thread.
-
-    The tensors here are small, and on a loaded machine a second thread
-    makes every parallel operation wait for it, which slows the file several
-    times over.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # --------------------------------------------------------------------------
 # Independent references
 # --------------------------------------------------------------------------

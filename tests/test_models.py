@@ -10,15 +10,6 @@ from fslib.errors import InvalidFileError, InvalidInputError
 from fslib.models import build_model, list_models, load_model, save_checkpoint
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small models run fastest on one thread, and threads fight on a busy machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_list_models_names():
     expected = {"resnet18", "resnet34", "resnet50", "vgg11", "vgg16", "alexnet", "vit_b"}
     assert expected <= set(list_models())

@@ -18,15 +18,6 @@ from fslib.training import Callback, TrainConfig, evaluate, train
 _FREQUENCIES = [(1, 0), (0, 2), (3, 3), (5, 1)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small models run fastest on one thread, and threads fight on a busy machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def cosine_dataset(n: int = 256, size: int = 16, seed: int = 0) -> TensorImageDataset:
     """Four classes of images in [0, 1], each a strong cosine at its own frequency plus noise."""
     generator = torch.Generator().manual_seed(seed)
