@@ -44,7 +44,7 @@ from fslib.plotting import set_style
 set_style()
 
 # %% tags=["parameters"]
-dfm_method = "fast"  # which maps of the DFM chapter to test: "fast" or "exact" search
+dfm_method = "exact"  # which maps of the DFM chapter to test: "exact" (the paper's search) or "fast"
 tpr_threshold = 0.5  # minimum TPR of a shortcut (share of the class's images, 0 to 1)
 fpr_threshold = 0.0  # minimum rise of the FPR over the unfiltered model's FPR of a shortcut (share, 0 to 1)
 n_bands = 4  # radial bands for the texture/object comparison (equal-width rings, the last to the corner)

@@ -47,7 +47,7 @@ from fslib.training import evaluate
 set_style()
 
 # %% tags=["parameters"]
-dfm_method = "fast"  # maps of the DFM chapter to transfer: "fast" or "exact" search
+dfm_method = "exact"  # maps of the DFM chapter to transfer: "exact" (the paper's search) or "fast"
 larger_model = "resnet34"  # architecture of the larger model (fslib.models name)
 larger_width = None  # width of the larger model; None: the DFM chapter's model width
 augmentations = ["augmix", "autoaugment"]  # torchvision augmentations, each trains the DFM chapter's architecture
