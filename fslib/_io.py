@@ -112,14 +112,14 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if (module, name) in _ALLOWED_GLOBALS:
             return super().find_class(module, name)
         raise UnsafePickleError(
-            f"Refused to unpickle {module}.{name}: only numpy arrays and plain "
+            f"Rejected {module}.{name} in a pickle: only numpy arrays and plain "
             "containers are allowed. If the file comes from a source you trust, "
             "convert it to .npy or .npz without pickled objects first."
         )
 
     def persistent_load(self, pid: Any) -> Any:
         raise UnsafePickleError(
-            "Refused to unpickle a persistent reference: the file is not a plain "
+            "Rejected a persistent reference in a pickle: the file is not a plain "
             "pickle of numpy arrays. If it was written by torch.save, it is read "
             "with torch.load(weights_only=True) instead; check the file type."
         )
