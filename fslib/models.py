@@ -410,11 +410,14 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """Read a file written by :func:`save_checkpoint` with ``weights_only=True`` and check its format."""
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"Checkpoint not found: {path}")
+        raise FileNotFoundError(f"Checkpoint not found: {path}. Check the path, or train a model with 'fslib train'.")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or unsafe files
-        raise InvalidFileError(f"Invalid checkpoint {path}: torch.load failed ({exc}).") from exc
+        raise InvalidFileError(
+            f"Invalid checkpoint {path}: it is not a file written by torch.save, or it is damaged "
+            f"(torch.load failed: {exc}). Pass the model.pt that 'fslib train' writes."
+        ) from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise InvalidFileError(
             f"Invalid checkpoint {path}: not an fslib checkpoint (expected format {CHECKPOINT_FORMAT!r}). "

@@ -379,7 +379,7 @@ def test_inspect_bad_file(tmp_path, capsys):
     (tmp_path / "x.pkl").write_bytes(b"\x80\x04garbage")
     assert main(["dfm", "inspect", str(tmp_path / "x.pkl")]) == 2
     error = capsys.readouterr().err
-    assert error.startswith("fslib dfm: error:")
+    assert error.startswith("fslib dfm inspect: error:")
     assert "Traceback" not in error
 
 

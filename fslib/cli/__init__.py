@@ -53,11 +53,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (FslibError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
-        print(f"fslib {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{_command_name(args)}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"fslib {args.command}: interrupted", file=sys.stderr)
+        print(f"{_command_name(args)}: interrupted", file=sys.stderr)
         return 130
+
+
+def _command_name(args: argparse.Namespace) -> str:
+    """Return the command as typed, e.g. ``fslib dfm search``."""
+    words = ["fslib", args.command, getattr(args, "dfm_command", None), getattr(args, "book_command", None)]
+    return " ".join(word for word in words if word)
 
 
 if __name__ == "__main__":  # pragma: no cover

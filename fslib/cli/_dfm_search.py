@@ -211,13 +211,18 @@ def _write_maps(result, out: Path, tops: list[float], ties: str, names: list[str
 
 def run_search(args: argparse.Namespace) -> int:
     """Search the DFMs of a checkpoint and write loss maps, maps, figures and metrics.json."""
-    from ..dfm.search import search
+    from ..dfm.search import check_patch_size, search
 
     tops = _check_tops(args.top)
     shard = _parse_shard(args.shard)
+    model, meta, images, labels, names = _load_model_and_data(args)
+    try:
+        check_patch_size(tuple(images.shape[-2:]), args.patch_size)
+    except InvalidInputError as exc:
+        raise InvalidInputError(str(exc).replace("Invalid patch_size", "Invalid --patch-size", 1)) from None
+    # The folder is made only once every input has been checked.
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    model, meta, images, labels, names = _load_model_and_data(args)
     start = time.perf_counter()
     result = search(model, images, labels, num_classes=int(meta["num_classes"]), patch_size=args.patch_size,
                     method=args.method, batch_size=args.batch_size, device=args.device, amp=args.amp,
@@ -276,10 +281,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from ..dfm.io import load_dfm
     from ..plotting import save_figure
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     model, meta, images, labels, names = _load_model_and_data(args)
     maps = load_dfm(args.maps).maps
+    out = Path(args.out)
     report = shortcut_table(model, images, labels, maps, class_names=names, tpr_threshold=args.tpr_threshold,
                             fpr_threshold=args.fpr_threshold, batch_size=args.batch_size or 256, device=args.device)
     with atomic_write(out / "shortcut_table.csv", "w") as handle:

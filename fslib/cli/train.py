@@ -240,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
         save_figure(figure, figures / "dynamics_band_stop.png")
 
     val = metrics["val"]["accuracy"] if metrics["val"] else float("nan")
-    print(f"trained {args.model} on {args.data}: {result.iterations} iterations, {result.epochs} epochs; "
+    print(f"trained {args.model} on {args.data}: {result.iterations} optimizer steps, {result.epochs} complete epoch(s); "
           f"accuracy train {metrics['train']['accuracy']:.3f}, val {val:.3f}, test {metrics['test']['accuracy']:.3f}; "
           f"wrote {out}", file=sys.stdout)
     return 0
