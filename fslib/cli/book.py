@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import sys
 from pathlib import Path
@@ -64,6 +65,10 @@ def _root(args) -> Path:
 
 def _build(args) -> int:
     root = _root(args)
+    # Show which chapter runs and how long it took, even at the default log level.
+    build_logger = logging.getLogger("fslib.book.build")
+    if build_logger.getEffectiveLevel() > logging.INFO:
+        build_logger.setLevel(logging.INFO)
     overrides = [parse_override(text) for text in args.overrides]
     report = build_book(root, args.profile, overrides, html_dir=args.html, warnings_as_errors=args.warnings_as_errors,
                         execute_only=args.execute_only, force=args.force)
