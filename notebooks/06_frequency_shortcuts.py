@@ -34,11 +34,10 @@ import pandas as pd
 import torch
 from myst_nb import glue
 
-from fslib import datasets, dfm, fourier
+from fslib import dfm, fourier
 from fslib.book import shortcut_chapter as sc
 from fslib.book.notebook import glue_figure
 from fslib.book.store import chapter_dir, upstream_dir, write_metrics
-from fslib.models import load_model
 from fslib.plotting import set_style
 
 set_style()
@@ -60,20 +59,14 @@ upstream = None  # set by the build: {"05_dominant_frequency_maps": folder with 
 torch.set_num_threads(threads)
 out = chapter_dir(artifacts_dir, "06_frequency_shortcuts")
 source = upstream_dir(upstream, "05_dominant_frequency_maps")
-if dfm_method not in ("fast", "exact"):
-    raise ValueError(f"Invalid dfm_method {dfm_method!r}: expected 'fast' or 'exact'.")
-
-model, meta = load_model(source / "model.pt")
-classes = list(meta["classes"])
-mean, std = meta["normalization"]["mean"], meta["normalization"]["std"]
-test = sc.load_data(source / "data.json", "test")
-pixels, labels = sc.stack_dataset(test)  # (N, 3, H, W) in [0, 1], (N,)
-images = datasets.normalize(pixels, mean, std)  # the model's input space, where the maps filter
-maps_file = dfm.load_dfm(source / f"dfm_{dfm_method}.npz")
-maps = maps_file.maps  # (K, H, W), centred
+reference = sc.load_reference(source, dfm_method)
+model, meta, classes = reference.model, reference.meta, reference.classes
+mean, std = reference.mean, reference.std
+images, labels = reference.test_images, reference.test_labels  # (N, 3, H, W) normalised, where the maps filter; (N,)
+maps = reference.maps  # (K, H, W), centred
 print(f"model {meta['name']} (width {meta['width']}), {len(classes)} classes, "
       f"{images.shape[0]} test images of {tuple(images.shape[1:])}")
-print(f"maps from the {dfm_method} search: {tuple(maps.shape)}, top {maps_file.header.get('top_percent')}% "
+print(f"maps from the {dfm_method} search: {tuple(maps.shape)}, top {reference.top_percent}% "
       f"of the spectrum per class")
 
 # %% [markdown]

@@ -28,8 +28,6 @@
 # maps with the original ones, and repeats the shortcut test on OOD images.
 
 # %%
-import json
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -40,7 +38,7 @@ from fslib import datasets, dfm
 from fslib.book import shortcut_chapter as sc
 from fslib.book.notebook import glue_figure
 from fslib.book.store import chapter_dir, upstream_dir, write_metrics
-from fslib.models import count_parameters, load_model
+from fslib.models import count_parameters
 from fslib.plotting import set_style
 from fslib.training import evaluate
 
@@ -75,21 +73,16 @@ upstream = None  # set by the build: {"05_dominant_frequency_maps": folder with 
 torch.set_num_threads(threads)
 out = chapter_dir(artifacts_dir, "07_transfer_mitigation")
 source = upstream_dir(upstream, "05_dominant_frequency_maps")
-if dfm_method not in ("fast", "exact"):
-    raise ValueError(f"Invalid dfm_method {dfm_method!r}: expected 'fast' or 'exact'.")
 if ood_source not in ("photos", "folder"):
     raise ValueError(f"Invalid ood_source {ood_source!r}: expected 'photos' or 'folder'.")
 
-reference, meta = load_model(source / "model.pt")
-classes = list(meta["classes"])
-mean, std = meta["normalization"]["mean"], meta["normalization"]["std"]
-data_description = json.loads((source / "data.json").read_text())
+loaded = sc.load_reference(source, dfm_method)
+reference, meta, classes = loaded.model, loaded.meta, loaded.classes
+mean, std = loaded.mean, loaded.std
+data_description = loaded.description
 train_data = sc.load_data(data_description, "train")
-test_pixels, test_labels = sc.stack_dataset(sc.load_data(data_description, "test"))  # (N, 3, H, W), (N,)
-test_images = datasets.normalize(test_pixels, mean, std)
-maps_file = dfm.load_dfm(source / f"dfm_{dfm_method}.npz")
-maps = maps_file.maps  # (K, H, W), centred
-top_percent = float(maps_file.header.get("top_percent") or 5.0)
+test_pixels, test_images, test_labels = loaded.test_pixels, loaded.test_images, loaded.test_labels  # (N, 3, H, W), (N,)
+maps, top_percent = loaded.maps, loaded.top_percent  # (K, H, W), centred
 print(f"reference model {meta['name']} (width {meta['width']}), {len(classes)} classes; "
       f"{len(train_data)} training and {len(test_labels)} test images; maps: top {top_percent}%")
 

@@ -210,3 +210,32 @@ def test_replace_class_images_shape():
     with pytest.raises(InvalidInputError, match="new_images"):
         sc.replace_class_images(torch.zeros(2, 1, 4, 4), torch.tensor([0, 1]), torch.zeros(1, 1, 8, 8),
                                 torch.tensor([1]))
+
+
+def test_load_reference_reads_artifacts(tmp_path):
+    from fslib.book.dfm_chapter import natural_data_spec
+    from fslib.dfm import save_dfm
+    from fslib.models import build_model, save_checkpoint
+
+    description = natural_data_spec("photos", size=32, seed=0, train_per_class=2, test_per_class=2)
+    (tmp_path / "data.json").write_text(json.dumps(description))
+    classes = list(sc.load_data(description, "test").classes)
+    mean, std = [0.5, 0.4, 0.3], [0.2, 0.2, 0.2]
+    model = build_model("resnet18", len(classes), 32, width=4, seed=0)
+    save_checkpoint(tmp_path / "model.pt", model, {"classes": classes, "normalization": {"mean": mean, "std": std}})
+    maps = torch.zeros(len(classes), 32, 32)
+    maps[:, 16, 16] = 1.0
+    save_dfm(maps, tmp_path / "dfm_exact.npz", top_percent=5.0)
+
+    reference = sc.load_reference(tmp_path, "exact")
+    assert reference.classes == classes
+    assert reference.top_percent == 5.0
+    assert torch.equal(reference.maps, maps)
+    expected = (reference.test_pixels - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
+    assert torch.allclose(reference.test_images, expected)
+    assert reference.test_labels.shape[0] == reference.test_pixels.shape[0]
+
+
+def test_load_reference_rejects_method(tmp_path):
+    with pytest.raises(InvalidInputError, match="Invalid dfm_method"):
+        sc.load_reference(tmp_path, "slow")

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -29,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "IMAGENET_SCT_RELATED",
+    "Reference",
+    "load_reference",
     "load_data",
     "stack_dataset",
     "photo_kinds",
@@ -94,6 +97,58 @@ def load_data(description: str | os.PathLike | Mapping[str, Any], split: str):
     if not isinstance(data, dict) or "source" not in data:
         raise InvalidFileError(f"Invalid data description {where}: expected a JSON object with 'source'.")
     return natural_dataset(data, split)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Artifacts of the dominant-frequency-map chapter that the later chapters start from.
+
+    ``model`` is the trained network (eval mode), ``meta`` its checkpoint
+    description, ``description`` the ``data.json`` dict that rebuilds its
+    data, ``test_pixels`` the ``(N, 3, H, W)`` test crops in [0, 1],
+    ``test_images`` the same crops normalised with the model's statistics
+    (the input space the maps filter), ``test_labels`` ``(N,)`` and ``maps``
+    the centred ``(K, H, W)`` DFMs with their ``top_percent``.
+    """
+
+    model: torch.nn.Module
+    meta: dict[str, Any]
+    classes: list[str]
+    mean: list[float]
+    std: list[float]
+    description: dict[str, Any]
+    test_pixels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    maps: torch.Tensor
+    top_percent: float
+
+
+def load_reference(folder: str | os.PathLike, dfm_method: str = "exact") -> Reference:
+    """Read the model, the test data and the maps of one DFM search from a chapter folder.
+
+    Args:
+        folder: the artifact folder with ``model.pt``, ``data.json`` and
+            ``dfm_exact.npz`` / ``dfm_fast.npz``.
+        dfm_method: ``"exact"`` or ``"fast"``, which search's maps to read.
+    """
+    from ..datasets import normalize
+    from ..dfm import load_dfm
+    from ..models import load_model
+
+    if dfm_method not in ("fast", "exact"):
+        raise InvalidInputError(f"Invalid dfm_method {dfm_method!r}: expected 'exact' or 'fast'.")
+    folder = Path(folder)
+    model, meta = load_model(folder / "model.pt")
+    mean, std = list(meta["normalization"]["mean"]), list(meta["normalization"]["std"])
+    description = json.loads((folder / "data.json").read_text())
+    pixels, labels = stack_dataset(load_data(description, "test"))  # (N, 3, H, W) in [0, 1], (N,)
+    maps_file = load_dfm(folder / f"dfm_{dfm_method}.npz")
+    return Reference(
+        model=model, meta=meta, classes=list(meta["classes"]), mean=mean, std=std, description=description,
+        test_pixels=pixels, test_images=normalize(pixels, mean, std), test_labels=labels,
+        maps=maps_file.maps, top_percent=float(maps_file.header.get("top_percent") or 5.0),
+    )
 
 
 def stack_dataset(dataset) -> tuple[torch.Tensor, torch.Tensor]:
