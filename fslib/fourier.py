@@ -113,7 +113,7 @@ def default_band_edges(size, n_bands: int = 4) -> list[float]:
 
     The rings have equal width up to ``min(H, W) // 2`` (the Nyquist radius
     along the shorter axis) and the last ring extends to infinity, so it also
-    holds the corners of the spectrum. For 32x32 images and four bands this
+    contains the corners of the spectrum. For 32x32 images and four bands this
     gives ``[0, 4, 8, 12, inf]``.
     """
     height, width = as_size(size)

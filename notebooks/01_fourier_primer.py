@@ -118,9 +118,9 @@ write_metrics(out, {"band_edges": [float(e) for e in edges],
 # ```
 #
 # The table printed above gives each photograph's share of power (without the
-# zero frequency) per band. For the object photographs the lowest band B1 holds
+# zero frequency) per band. For the object photographs the lowest band B1 contains
 # the largest share by far, and B4, despite covering most of the spectrum's area
-# in {numref}`fig-primer-bands`, holds the smallest. The textures (brick, grass)
+# in {numref}`fig-primer-bands`, contains the smallest. The textures (brick, grass)
 # spread their power over several bands. This is the background against which later chapters ask which
 # band a *network* relies on: not the band with the most power, but the one that
 # best tells the classes apart.
@@ -227,7 +227,7 @@ for label, mask in [("band-pass B2", filters[2]), ("right half-plane", half), ("
 #
 # 1. Swap amplitude and phase between a texture (brick) and an object
 #    photograph. Does the hybrid still follow the phase?
-# 2. Which band holds the most power for `grass`, and how does its share
+# 2. Which band has the most power for `grass`, and how does its share
 #    change at `image_size = 64`?
 # 3. Build a mask that keeps one frequency `(u, v)` only. What image does it
 #    produce, and why must its mirror be kept too?

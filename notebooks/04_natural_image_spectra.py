@@ -69,7 +69,7 @@ print(f"{len(train)} training images of {num_classes} classes")
 # ## The classes
 #
 # One training image per class. For the embedded photographs each class is
-# one photograph, and its kind (texture or object) tells whether a crop shows
+# one photograph, and its kind (texture or object) shows whether a crop shows
 # a stationary pattern or part of one subject.
 
 # %%
@@ -112,7 +112,7 @@ print(f"class-average spectra: shape {tuple(spectra.shape)}")
 # differences are small next to the common fall-off, which is why a measure
 # that compares classes frequency by frequency is needed.
 #
-# ## ADCS: where a class stands out
+# ## ADCS: where a class differs from the others
 #
 # ```{admonition} Paper
 # :class: note
@@ -163,7 +163,7 @@ print(f"ADCS range: {int(adcs_maps.min())} to {int(adcs_maps.max())} (bounds {1 
 # than more than half of the other classes. The zero frequency (the mean
 # brightness) is left out. The last column names the ring with the largest
 # share, or `none` when the class's shares differ by less than 0.05 between
-# rings, so that no ring stands out.
+# rings, so that no ring is distinctive.
 
 # %%
 edges = fourier.default_band_edges(spectra.shape[-2:], n_bands)
@@ -184,9 +184,9 @@ glue_figure("spectra_band_shares", dfm_chapter.plot_band_shares(shares, classes,
 #
 # A share near 1 means that the class carries more amplitude than most others
 # almost everywhere in that band; near 0, almost nowhere. The column
-# `most_distinctive` in the table above is the band where each class stands
-# out most, which is the candidate for what the paper expects a network to
-# pick up first. {numref}`fig-spectra-band-shares` shows whether the classes
+# `most_distinctive` in the table above is the band where each class is most
+# distinctive. That band is the candidate for what the paper expects a network
+# to pick up first. {numref}`fig-spectra-band-shares` shows whether the classes
 # split into groups.
 #
 # ## Texture-like against object-like classes
@@ -298,4 +298,4 @@ for key, meaning in keys.items():
 #   with the per-channel maps at most frequencies; the rest is colour
 #   ({numref}`fig-spectra-per-channel`).
 # - The metrics above go to `metrics.json`; the chapter on dominant frequency
-#   maps asks whether a trained network relies on these bands.
+#   maps tests whether a trained network relies on these bands.

@@ -49,7 +49,7 @@ for chapter, metrics in chapter_metrics.items():
     print(f"{chapter}: {len(metrics)} metrics" if metrics else f"{chapter}: no metrics.json")
 
 # %% [markdown]
-# The list above says which chapters wrote results in this build. A chapter
+# The list above shows which chapters wrote results in this build. A chapter
 # without a `metrics.json`, or a value it did not write, shows up below as
 # "not measured": the tables never fill in a value. The chapters that test
 # the model of the DFM chapter take the data set and the model it was measured
@@ -162,7 +162,7 @@ claims
 # The book tests the claims on its own data: synthetic presets that are a
 # reconstruction of the paper's Syn_1 to Syn_4 [ours], and small data sets of
 # photographs instead of ImageNet-10 unless the `paper` profile points to the
-# real folders. An "agrees" says the same qualitative effect appears in this
+# real folders. An "agrees" means that the same qualitative effect appears in this
 # setting, not that the paper's numbers are reproduced.
 # ```
 #

@@ -95,7 +95,7 @@ _MAX_AUTO_BATCH = {"cuda": 4096, "cpu": 256}
 
 @dataclass(frozen=True)
 class UnitLayout:
-    """Where each unit sits and how to rebuild its removed component.
+    """Positions of the removal units and the data that rebuild each removed component.
 
     Attributes:
         size: ``(H, W)``.
