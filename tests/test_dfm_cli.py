@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import pytest
+import torch
 
 from fslib.cli import main
+from fslib.datasets import normalize
 from fslib.dfm import load_dfm
-from fslib.models import build_model, save_checkpoint
-from fslib.synthetic import get_preset, save_dataset
+from fslib.models import build_model, load_model, save_checkpoint
+from fslib.synthetic import get_preset, load_dataset, save_dataset
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +68,64 @@ def test_evaluate_missing_maps_leaves_no_folder(run_inputs, tmp_path):
             "--maps", str(tmp_path / "missing.npz"), "--device", "cpu", "--out", str(tmp_path / "eval")]
     assert main(argv) == 2
     assert not (tmp_path / "eval").exists()
+
+
+def test_search_rerun_keeps_seconds(run_inputs, tmp_path, capsys):
+    out = tmp_path / "search"
+    assert main(_search_argv(run_inputs, out)) == 0
+    assert (out / "loss_maps.npz").is_file()
+    assert not (out / "search_checkpoint.pt").exists()
+    first = json.loads((out / "metrics.json").read_text())
+    capsys.readouterr()
+    assert main(_search_argv(run_inputs, out, "--top", "10")) == 0
+    second = json.loads((out / "metrics.json").read_text())
+    assert second["seconds"] == first["seconds"]
+    assert second["reused_result"] is True
+    assert "reused the finished search" in capsys.readouterr().out
+    assert (out / "dfm_top10.npz").is_file()
+
+
+def test_search_rerun_other_setting(run_inputs, tmp_path, capsys):
+    out = tmp_path / "search"
+    assert main(_search_argv(run_inputs, out)) == 0
+    capsys.readouterr()
+    assert main(_search_argv(run_inputs, out, "--patch-size", "2")) == 2
+    error = capsys.readouterr().err
+    assert "Invalid --out" in error
+    assert "delete" in error
+    assert load_dfm(out / "dfm_top5.npz").maps.shape[-1] == 32
+
+
+def test_search_per_class_first_images(run_inputs, tmp_path):
+    out = tmp_path / "search"
+    assert main(_search_argv(run_inputs, out, "--per-class", "1")) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["per_class"] == 1
+    assert metrics["images_per_class"] == [1, 1, 1, 1]
+
+    # Independent check: the baseline loss of each class is the loss of its first test image.
+    model, meta = load_model(run_inputs / "model.pt")
+    images, labels = load_dataset(run_inputs / "data", "test")
+    first = [int(np.flatnonzero(labels.numpy() == k)[0]) for k in range(4)]
+    inputs = normalize(images[first], meta["normalization"]["mean"], meta["normalization"]["std"])
+    with torch.no_grad():
+        losses = torch.nn.functional.cross_entropy(model.eval()(inputs).double(), torch.arange(4),
+                                                   reduction="none")
+    assert np.allclose(metrics["baseline_loss"], losses.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_search_per_class_above_count(run_inputs, tmp_path, caplog):
+    out = tmp_path / "search"
+    assert main(_search_argv(run_inputs, out, "--per-class", "5")) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["images_per_class"] == [2, 2, 2, 2]
+    assert "fewer images" in caplog.text
+
+
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_search_bad_per_class(run_inputs, tmp_path, capsys, value):
+    assert main(_search_argv(run_inputs, tmp_path / "out", "--per-class", value)) == 2
+    error = capsys.readouterr().err
+    assert f"Invalid --per-class: {value}" in error
+    assert "--per-class 10" in error
+    assert not (tmp_path / "out").exists()

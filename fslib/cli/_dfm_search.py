@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import time
@@ -11,12 +12,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._io import atomic_write
+from .._io import atomic_write, sha256_file
 from ..errors import InvalidFileError, InvalidInputError
 
 logger = logging.getLogger(__name__)
 
 _PRESETS = ("syn1", "syn2", "syn3", "syn4")
+_RESULT_FILE = "loss_maps.npz"
+_CHECKPOINT_FILE = "search_checkpoint.pt"
 _DATA_HELP = ("data set: a synthetic preset (syn1..syn4), 'photos' (the embedded real-photo set), "
               "a folder written by fslib.synthetic.save_dataset, or an image folder (<class>/*.png, "
               "optionally under <split>/)")
@@ -31,6 +34,9 @@ def register(subparsers) -> None:
     )
     _add_model_data(search)
     search.add_argument("--patch-size", type=int, default=1, help="side of the frequency patch, in cells (default: 1)")
+    search.add_argument("--per-class", type=int, metavar="N",
+                        help="search with the first N images of each class of the split, in file order, "
+                        "as the book's DFM chapter does with search_per_class (default: every image)")
     search.add_argument("--top", type=float, action="append",
                         help="percent of the spectrum kept in the DFM; repeat for several maps (default: 5)")
     search.add_argument("--ties", choices=("fill", "exclude"), default="fill",
@@ -43,7 +49,9 @@ def register(subparsers) -> None:
     search.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     search.add_argument("--authors-format", action="store_true",
                         help="also write each DFM as the paper authors' pickle (dfm_top<X>.pkl)")
-    search.add_argument("--out", required=True, help="output folder; a rerun resumes from its checkpoint")
+    search.add_argument("--out", required=True,
+                        help="output folder; a rerun resumes a stopped search from its checkpoint and reuses a "
+                        "finished one, so that only the maps and figures are written again")
     search.set_defaults(func=run_search)
 
     merge = subparsers.add_parser(
@@ -84,16 +92,26 @@ def _add_model_data(parser: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------
 
 
-def _load_images(data: str, split: str, image_size: int, classes: list[str] | None):
-    """Return ``(images (N, C, H, W) in [0, 1], labels (N,), class names)``."""
+def _load_images(data: str, split: str, image_size: int, classes: list[str] | None,
+                 per_class: int | None = None):
+    """Return ``(images (N, C, H, W) in [0, 1], labels (N,), class names)``.
+
+    With ``per_class``, only the first ``per_class`` images of each class are
+    returned, grouped by class, as :func:`fslib.book.dfm_chapter.class_images`
+    selects them for the book's DFM chapter.
+    """
     from .. import datasets
+    from ..book.dfm_chapter import class_images, per_class_subset
 
     if data in _PRESETS:
         dataset = datasets.synthetic(data, split)
-        return dataset.images, dataset.labels, list(dataset.classes)
-    if data == "photos":
+    elif data == "photos":
         dataset = datasets.real_photos(split, size=image_size)
-        return dataset.images, dataset.labels, list(dataset.classes)
+    else:
+        dataset = None
+    if dataset is not None:
+        images, labels = (dataset.images, dataset.labels) if per_class is None else class_images(dataset, per_class)
+        return images, labels, list(dataset.classes)
     folder = Path(data)
     if not folder.is_dir():
         raise FileNotFoundError(
@@ -108,16 +126,22 @@ def _load_images(data: str, split: str, image_size: int, classes: list[str] | No
         pass
     else:
         images, labels = synthetic.load_dataset(folder, split)
-        return images, labels, [str(c) for c in range(int(labels.max()) + 1)]
+        names = [str(c) for c in range(int(labels.max()) + 1)]
+        if per_class is not None:
+            images, labels = per_class_subset(images, labels, per_class, len(names))
+        return images, labels, names
     root = folder / split if (folder / split).is_dir() else folder
     dataset = datasets.image_folder(root, classes=classes, size=image_size)
+    if per_class is not None:
+        images, labels = class_images(dataset, per_class)  # decodes only the chosen files
+        return images, labels, list(dataset.classes)
     items = [dataset[i] for i in range(len(dataset))]
     images = torch.stack([item[0] for item in items])
     labels = torch.tensor([int(item[1]) for item in items])
     return images, labels, list(dataset.classes)
 
 
-def _load_model_and_data(args: argparse.Namespace):
+def _load_model_and_data(args: argparse.Namespace, per_class: int | None = None):
     from ..datasets import normalize
     from ..models import load_model
 
@@ -128,7 +152,8 @@ def _load_model_and_data(args: argparse.Namespace):
             f"Invalid --checkpoint {args.checkpoint}: it stores no normalisation statistics, so the data "
             "cannot be normalised as in training. Save the checkpoint with meta['normalization']."
         )
-    images, labels, classes = _load_images(args.data, args.split, int(meta["image_size"]), meta.get("classes"))
+    images, labels, classes = _load_images(args.data, args.split, int(meta["image_size"]), meta.get("classes"),
+                                           per_class)
     if tuple(images.shape[-2:]) != (int(meta["image_size"]),) * 2:
         raise InvalidInputError(
             f"Invalid --data: images are {tuple(images.shape[-2:])} but the model in {args.checkpoint} was "
@@ -209,32 +234,113 @@ def _write_maps(result, out: Path, tops: list[float], ties: str, names: list[str
     return metrics
 
 
+def _check_per_class(value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise InvalidInputError(
+            f"Invalid --per-class: {value} is not a positive number of images. Pass N >= 1 (for example "
+            "--per-class 10), or leave the option out to search with every image."
+        )
+    return value
+
+
+def _request_key(checkpoint: str, images: torch.Tensor, labels: torch.Tensor, settings: dict) -> str:
+    """Return a SHA-256 hex digest of everything that fixes the loss maps of a search.
+
+    ``images`` are ``(N, C, H, W)`` and ``labels`` ``(N,)``. The key is
+    stored in the saved result, so that a rerun into the same folder can tell
+    whether the finished result was made for the same request.
+    """
+    digest = hashlib.sha256()
+    digest.update(sha256_file(checkpoint).encode())
+    digest.update(images.detach().cpu().contiguous().numpy().tobytes())
+    digest.update(labels.detach().cpu().contiguous().numpy().tobytes())
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _finished_result(out: Path, key: str):
+    """Return the finished search result in ``out`` when it was made for ``key``, else ``None``.
+
+    A result saved for another request is an error, so that a rerun with a
+    changed checkpoint, data set or setting never mixes with the old result.
+    """
+    from ..dfm.search import SearchResult
+
+    path = out / _RESULT_FILE
+    if not path.is_file():
+        return None
+    result = SearchResult.load(path)
+    saved_key = result.metadata.get("request_key")
+    if saved_key is None:
+        # A result saved by an older fslib has no request key to compare, so the search runs again and
+        # resumes from the checkpoint when one is left.
+        return None
+    if saved_key != key:
+        raise InvalidInputError(
+            f"Invalid --out: {out} contains the result of a finished search of another checkpoint, data set "
+            f"or setting ({path}). Pass another --out, or delete {path} to replace that result."
+        )
+    return result
+
+
 def run_search(args: argparse.Namespace) -> int:
-    """Search the DFMs of a checkpoint and write loss maps, maps, figures and metrics.json."""
+    """Search the DFMs of a checkpoint and write loss maps, maps, figures and metrics.json.
+
+    A rerun into a folder whose search finished for the same request reuses
+    ``loss_maps.npz`` and keeps the search time it stored. The search
+    checkpoint is deleted once ``loss_maps.npz`` is written.
+    """
     from ..dfm.search import check_patch_size, search
 
     tops = _check_tops(args.top)
     shard = _parse_shard(args.shard)
-    model, meta, images, labels, names = _load_model_and_data(args)
+    per_class = _check_per_class(args.per_class)
+    model, meta, images, labels, names = _load_model_and_data(args, per_class)
     try:
         check_patch_size(tuple(images.shape[-2:]), args.patch_size)
     except InvalidInputError as exc:
         raise InvalidInputError(str(exc).replace("Invalid patch_size", "Invalid --patch-size", 1)) from None
+    counts = torch.bincount(labels, minlength=len(names)).tolist()
+    if per_class is not None and min(counts) < per_class:
+        logger.warning("--per-class %d: some classes of the %s split have fewer images, so the search uses "
+                       "%s images per class", per_class, args.split, counts)
+    settings = {"patch_size": args.patch_size, "method": args.method, "shard": list(shard) if shard else None,
+                "amp": args.amp, "top_percent": max(tops) if args.method == "fast" else None}
+    key = _request_key(args.checkpoint, images, labels, settings)
+
     # The folder is made only once every input has been checked.
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    result = search(model, images, labels, num_classes=int(meta["num_classes"]), patch_size=args.patch_size,
-                    method=args.method, batch_size=args.batch_size, device=args.device, amp=args.amp,
-                    channels_last=args.channels_last, progress=not args.no_progress,
-                    checkpoint_path=out / "search_checkpoint.pt", shard=shard, top_percent=max(tops))
-    seconds = time.perf_counter() - start
-    result.metadata.update({"classes": names, "checkpoint": str(args.checkpoint), "data": args.data,
-                            "split": args.split})
-    result.save(out / "loss_maps.npz")
+    checkpoint_path = out / _CHECKPOINT_FILE
+    result = _finished_result(out, key)
+    reused = result is not None
+    if result is None:
+        start = time.perf_counter()
+        try:
+            result = search(model, images, labels, num_classes=int(meta["num_classes"]),
+                            patch_size=args.patch_size, method=args.method, batch_size=args.batch_size,
+                            device=args.device, amp=args.amp, channels_last=args.channels_last,
+                            progress=not args.no_progress, checkpoint_path=checkpoint_path, shard=shard,
+                            top_percent=max(tops))
+        except InvalidInputError as exc:
+            if not str(exc).startswith("Invalid checkpoint_path"):
+                raise
+            raise InvalidInputError(
+                f"Invalid --out: {checkpoint_path} is the checkpoint of a stopped search of another "
+                "checkpoint, data set or setting. Pass another --out, or delete that file to start over."
+            ) from None
+        result.metadata.update({"classes": names, "checkpoint": str(args.checkpoint), "data": args.data,
+                                "split": args.split, "per_class": per_class, "request_key": key,
+                                "search_seconds": time.perf_counter() - start})
+        result.save(out / _RESULT_FILE)
+    # The saved result replaces the checkpoint, also when an earlier run stopped before deleting it.
+    checkpoint_path.unlink(missing_ok=True)
+
+    seconds = result.metadata.get("search_seconds")
     metrics = {
         "method": args.method, "patch_size": result.patch_size, "image_size": list(result.image_size),
-        "shard": list(shard) if shard else None, "seconds": seconds,
+        "shard": list(shard) if shard else None, "per_class": per_class, "images_per_class": counts,
+        "seconds": seconds, "reused_result": reused,
         "exact_evaluations": result.exact_evaluations, "exhaustive_evaluations": result.exhaustive_evaluations,
         "baseline_loss": result.baseline_loss, "noise_floor": result.noise_floor,
         "above_floor": result.above_floor, "classes": names, "metadata": result.metadata,
@@ -243,7 +349,11 @@ def run_search(args: argparse.Namespace) -> int:
         extra = {"checkpoint": str(args.checkpoint), "data": args.data, "split": args.split, "method": args.method}
         metrics["maps"] = _write_maps(result, out, tops, args.ties, names, args.authors_format, extra)
     _write_json(out / "metrics.json", metrics)
-    print(f"wrote {out}: {result.exact_evaluations} exact evaluations in {seconds:.1f} s")
+    if reused:
+        print(f"wrote {out}: reused the finished search in {out / _RESULT_FILE} "
+              f"({result.exact_evaluations} exact evaluations in {seconds:.1f} s)")
+    else:
+        print(f"wrote {out}: {result.exact_evaluations} exact evaluations in {seconds:.1f} s")
     return 0
 
 
@@ -254,6 +364,9 @@ def run_merge(args: argparse.Namespace) -> int:
     tops = _check_tops(args.top)
     results = [SearchResult.load(Path(folder) / "loss_maps.npz") for folder in args.shards]
     merged = merge_results(results)
+    # The key and the time of the first shard describe that shard only.
+    merged.metadata.pop("request_key", None)
+    merged.metadata.pop("search_seconds", None)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     merged.save(out / "loss_maps.npz")
@@ -261,7 +374,8 @@ def run_merge(args: argparse.Namespace) -> int:
     extra = {key: merged.metadata.get(key) for key in ("checkpoint", "data", "split")}
     metrics = {
         "method": "exact", "patch_size": merged.patch_size, "image_size": list(merged.image_size),
-        "merged_shards": len(results), "baseline_loss": merged.baseline_loss, "noise_floor": merged.noise_floor,
+        "merged_shards": len(results), "shard_seconds": [r.metadata.get("search_seconds") for r in results],
+        "baseline_loss": merged.baseline_loss, "noise_floor": merged.noise_floor,
         "above_floor": merged.above_floor, "classes": names,
         "maps": _write_maps(merged, out, tops, args.ties, names, args.authors_format, extra),
     }
