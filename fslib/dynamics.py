@@ -1024,7 +1024,9 @@ def plot_relative_confusion(table: pd.DataFrame, iteration: int, filter: str, *,
         fig, ax = plt.subplots(figsize=(size + 1.2, size))
     else:
         fig = ax.figure
-    sns.heatmap(matrix, ax=ax, cmap="vlag", center=0.0, vmin=-limit, vmax=limit, annot=annotate, fmt=".0f",
+    # The symmetric vmin and vmax centre the map on 0. Passing center=0 as well would make seaborn 0.13
+    # rebuild the colour map with Colormap.set_bad, which matplotlib 3.11 marks as pending deprecation.
+    sns.heatmap(matrix, ax=ax, cmap="vlag", vmin=-limit, vmax=limit, annot=annotate, fmt=".0f",
                 square=True, cbar_kws={"label": "change, % of class"})
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fslib.book.build import BookBuildError, ChapterFailedError, build_book, build_html, plan_runs
-from fslib.book.params import load_chapters, parse_parameters_cell, reference_page
+from fslib.book.params import Chapter, check_parameter_types, load_chapters, parse_parameters_cell, reference_page
 from fslib.book.profiles import load_profile, parse_override, resolve_parameters
 from fslib.book.store import ArtifactStore
 from fslib.book.sync import check_pairs
@@ -199,13 +199,16 @@ def test_run_unknown_parameter(project, capsys):
     assert "Valid parameters: size, name" in error
 
 
-def test_run_writes_notebook(project, tmp_path, capsys):
+def test_run_writes_notebook(project, tmp_path, capfd):
     out = tmp_path / "run"
     status = main(["run", str(project / "notebooks" / "03_third.py"), "-p", "size", "21", "--out", str(out)])
     assert status == 0
     executed = (out / "03_third.ipynb").read_text()
     assert '"42\\n"' in executed
-    assert "03_third.ipynb" in capsys.readouterr().out
+    # capfd also captures the kernel process, which writes its log to the inherited standard error.
+    output = capfd.readouterr()
+    assert "03_third.ipynb" in output.out
+    assert "running over TCP" not in output.err
 
 
 def test_ipynb_copies_in_sync():
@@ -249,3 +252,81 @@ def test_smoke_build(request):
     assert (html / "index.html").is_file()
     for name in chapters:
         assert (html / "notebooks" / f"{name}.html").is_file()
+
+
+def _chapter(cell: str):
+    return Chapter(name="01_x", path=Path("01_x.py"), parameters=parse_parameters_cell(cell))
+
+
+@pytest.mark.parametrize("cell, value", [
+    ("a = 0.5", 2),
+    ("a = 0.5", 2.5),
+    ("a = 3", None),
+    ("a = None", "text"),
+    ("a = 2 ** 4", "text"),
+    ("a = [1, 2]", [3]),
+    ("a = True", False),
+    ("a = 'x'", "y"),
+])
+def test_parameter_type_accepted(cell, value):
+    check_parameter_types({"01_x": _chapter(cell)}, [("01_x", "a", value)])
+
+
+@pytest.mark.parametrize("cell, value, expected", [
+    ("a = 3", 2.5, "an int"),
+    ("a = 3", True, "an int"),
+    ("a = 0.5", "abc", "a number"),
+    ("a = True", 1, "a bool"),
+    ("a = 'x'", 3, "a string"),
+    ("a = [1, 2]", "1", "a list"),
+])
+def test_parameter_type_rejected(cell, value, expected):
+    with pytest.raises(InvalidInputError, match=f"expected {expected}"):
+        check_parameter_types({"01_x": _chapter(cell)}, [("01_x", "a", value)])
+
+
+def test_run_bad_type_stops_early(project, capsys):
+    status = main(["run", str(project / "notebooks" / "01_first.py"), "-p", "size", "abc"])
+    assert status == 2
+    error = capsys.readouterr().err
+    assert "Invalid value 'abc' for parameter 01_first.size" in error
+    assert "expected an int" in error
+    assert "Pass a value such as 4." in error
+    assert not (project / "artifacts").exists()
+
+
+def test_build_bad_type_stops_early(project, tmp_path):
+    with pytest.raises(InvalidInputError, match="01_first.size"):
+        build_book(project, "quick", [("01_first", "size", [1])], artifacts_dir=tmp_path / "store")
+    assert not (tmp_path / "store").exists()
+
+
+def test_book_list_aligned(project, capsys):
+    assert main(["book", "--root", str(project), "list"]) == 0
+    header, *lines = capsys.readouterr().out.splitlines()
+    chapters = load_chapters(project)
+    runs = plan_runs(chapters, resolve_parameters(chapters, load_profile(project, "quick", chapters)))
+    assert [line.split()[0] for line in lines] == list(runs)
+    assert {line.index(runs[line.split()[0]].key) for line in lines} == {header.index("hash")}
+    assert {line.index("to run") for line in lines} == {header.index("state")}
+
+
+def test_book_params_text(project, capsys):
+    assert main(["book", "--root", str(project), "params"]) == 0
+    output = capsys.readouterr().out
+    assert "`" not in output
+    assert "|" not in output
+    lines = output.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("  size")]
+    for i in starts:
+        assert lines[i].index("image side") == lines[i - 1].index("meaning")
+    rows = [lines[i].split() for i in starts]
+    assert rows[0] == ["size", "4", "8", "image", "side", "in", "pixels"]
+    assert rows[1:] == [["size", "4", "image", "side", "in", "pixels"]] * 2
+
+
+def test_book_params_myst(project, capsys):
+    assert main(["book", "--root", str(project), "params", "--format", "myst"]) == 0
+    chapters = load_chapters(project)
+    expected = reference_page(chapters, {"quick": load_profile(project, "quick", chapters)})
+    assert capsys.readouterr().out == expected + "\n"

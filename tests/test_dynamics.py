@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from types import SimpleNamespace
 
 import matplotlib
@@ -615,3 +616,11 @@ def test_plot_relative_unknown_iteration(evaluations):
     table = evaluations_to_frame(evaluations, CLASSES, iteration=0, epoch=0.0)
     with pytest.raises(InvalidInputError, match="iteration"):
         plot_relative_confusion(table, 5, "stop B1+B2")
+
+
+def test_plot_relative_confusion_no_warning(evaluations):
+    table = evaluations_to_frame(evaluations, CLASSES, iteration=0, epoch=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PendingDeprecationWarning)
+        fig = plot_relative_confusion(table, 0, "stop B1+B2")
+    plt.close(fig)

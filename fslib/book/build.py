@@ -27,7 +27,7 @@ from typing import Any, Mapping, Sequence
 
 from .._io import atomic_directory, atomic_write
 from ..errors import FslibError
-from .params import Chapter, load_chapters, read_notebook, reference_page
+from .params import Chapter, check_parameter_types, load_chapters, read_notebook, reference_page
 from .profiles import load_profile, resolve_parameters, shipped_profiles
 from .store import ArtifactStore, chapter_hash, code_fingerprint
 
@@ -71,13 +71,18 @@ def ensure_kernel(folder: str | os.PathLike) -> str:
     """Write a kernelspec that runs this interpreter and put ``folder`` on ``JUPYTER_PATH``.
 
     Papermill then starts the chapters with the same Python (and so the same
-    installed fslib) as the build, whatever kernels the machine has.
+    installed fslib) as the build, whatever kernels the machine has. The
+    spec's metadata is the installed ipykernel's own, so it declares CurveZMQ
+    transport encryption exactly when that ipykernel supports it.
     """
+    from ipykernel.kernelspec import get_kernel_dict
+
     folder = Path(folder).resolve()
     spec = {
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "Python 3 (fslib book)",
         "language": "python",
+        "metadata": get_kernel_dict().get("metadata", {}),
     }
     path = folder / "kernels" / KERNEL_NAME / "kernel.json"
     if not path.is_file() or json.loads(path.read_text()) != spec:
@@ -101,6 +106,24 @@ def plan_runs(chapters: Mapping[str, Chapter], parameters: Mapping[str, Mapping[
         runs[name] = ChapterRun(chapter=chapter, key=key, parameters=dict(parameters.get(name, {})),
                                 upstream=upstream)
     return runs
+
+
+def _kernel_config():
+    """Return the traitlets config under which papermill starts a chapter's kernel.
+
+    Where pyzmq has CurveZMQ, the kernel manager gives the kernel encryption
+    keys, so ipykernel 7.4 does not log its warning about unencrypted
+    TCP on every start. Cell errors still reach papermill, which raises.
+    NOTE: checked with jupyter_client 8.10. A release without the
+    ``transport_encryption`` option does not apply it, and its kernel
+    then runs unencrypted and logs the warning as before.
+    """
+    import zmq
+    from traitlets.config import Config
+
+    if not zmq.has("curve"):
+        return Config()
+    return Config({"KernelManager": {"transport_encryption": "auto"}})
 
 
 def _first_line(source: str) -> str:
@@ -138,6 +161,7 @@ def execute_chapter(chapter: Chapter, parameters: Mapping[str, Any], upstream: M
             papermill.execute_notebook(
                 str(source), str(output), parameters=injected, kernel_name=kernel_name, cwd=str(out_dir),
                 progress_bar=False, request_save_on_cell_execute=False, execution_timeout=timeout,
+                config=_kernel_config(),
             )
         except PapermillExecutionError as exc:
             raise _failure(chapter, exc, output, failure_copy) from None
@@ -289,6 +313,7 @@ def build_book(root: str | os.PathLike, profile: str | os.PathLike = "quick",
     chapters = load_chapters(root)
     profile_values = load_profile(root, profile, chapters)
     parameters = resolve_parameters(chapters, profile_values, overrides)
+    check_parameter_types(chapters, overrides)
     runs = plan_runs(chapters, parameters)
     reference = reference_page(chapters, profile_tables(root, chapters))
 

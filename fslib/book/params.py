@@ -26,7 +26,9 @@ import re
 import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
+
+import yaml
 
 from ..errors import InvalidFileError, InvalidInputError
 
@@ -44,6 +46,8 @@ class Parameter:
     default: Any
     source: str
     description: str = ""
+    #: False when the default is an expression such as ``2 ** 10``. ``default`` then contains its source text.
+    literal: bool = True
 
 
 @dataclass(frozen=True)
@@ -81,12 +85,13 @@ def find_project_root(start: str | os.PathLike | None = None) -> Path:
     )
 
 
-def _literal_or_source(node: ast.expr, source: str) -> Any:
+def _literal_or_source(node: ast.expr, source: str) -> tuple[Any, bool]:
+    """Return ``(value, True)`` for a literal and ``(source text, False)`` for another expression."""
     try:
-        return ast.literal_eval(node)
+        return ast.literal_eval(node), True
     except ValueError:
         # An expression such as ``2 ** 10`` or ``None if x else y``: keep its text.
-        return ast.get_source_segment(source, node)
+        return ast.get_source_segment(source, node), False
 
 
 def _line_comments(source: str) -> dict[int, str]:
@@ -115,11 +120,13 @@ def parse_parameters_cell(source: str, *, origin: str = "<parameters cell>") -> 
             name, value = node.target.id, node.value
         else:
             continue
+        default, literal = _literal_or_source(value, source)
         parameters[name] = Parameter(
             name=name,
-            default=_literal_or_source(value, source),
+            default=default,
             source=ast.get_source_segment(source, value) or "",
             description=comments.get(node.end_lineno or node.lineno, ""),
+            literal=literal,
         )
     return parameters
 
@@ -231,9 +238,59 @@ def check_parameter_names(chapter: Chapter, names, *, origin: str) -> None:
             )
 
 
+def _expected_type(default: Any) -> tuple[tuple[type, ...], str] | None:
+    """Return the types a value may have where ``default`` is the notebook's value, and their name."""
+    if isinstance(default, bool):
+        return (bool,), "a bool (true or false)"
+    if isinstance(default, int):
+        return (int,), "an int"
+    if isinstance(default, float):
+        return (int, float), "a number"
+    if isinstance(default, str):
+        return (str,), "a string"
+    if isinstance(default, (list, tuple)):
+        return (list, tuple), "a list"
+    if isinstance(default, dict):
+        return (dict,), "a mapping"
+    return None
+
+
+def _yaml_text(value: Any) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, width=float("inf")).strip()
+    return text.removesuffix("...").strip()
+
+
+def check_parameter_types(chapters: dict[str, Chapter], values: Iterable[tuple[str, str, Any]]) -> None:
+    """Raise :class:`InvalidInputError` for a ``(chapter, name, value)`` whose type does not match the default.
+
+    The type of the notebook's default decides: a bool, an int, a number (an
+    int or a float), a string, a list or a mapping. ``None`` passes for
+    every parameter, because several chapters accept it in place of a number
+    (for example ``train_size = 1000  # None: the preset's size``) and the
+    notebook checks it. A parameter whose default is ``None`` or an
+    expression accepts any value. Unknown chapters and names are left to
+    :func:`check_parameter_names`.
+    """
+    for chapter_name, name, value in values:
+        chapter = chapters.get(chapter_name)
+        parameter = chapter.parameters.get(name) if chapter is not None else None
+        if parameter is None or not parameter.literal or value is None:
+            continue
+        expected = _expected_type(parameter.default)
+        if expected is None:
+            continue
+        types, type_name = expected
+        if isinstance(value, types) and not (isinstance(value, bool) and bool not in types):
+            continue
+        raise InvalidInputError(
+            f"Invalid value {value!r} for parameter {chapter_name}.{name}: expected {type_name} like its "
+            f"default {parameter.source}, got {type(value).__name__}. Pass a value such as "
+            f"{_yaml_text(parameter.default)}."
+        )
+
+
 def reference_page(chapters: dict[str, Chapter], profiles: dict[str, dict[str, dict[str, Any]]]) -> str:
     """Write the MyST page listing every chapter's parameters with their value in each profile."""
-    profile_names = list(profiles)
     lines = [
         "(parameters)=",
         "# Parameters of every chapter",
@@ -251,19 +308,34 @@ def reference_page(chapters: dict[str, Chapter], profiles: dict[str, dict[str, d
         lines += [f"## {heading}", ""]
         if chapter.depends:
             lines += ["Reads the artifacts of: " + ", ".join(f"`{dep}`" for dep in chapter.depends) + ".", ""]
-        header = ["Parameter", "Default", *profile_names, "Meaning"]
+        header, rows = parameter_table(chapter, profiles)
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" * len(header))
-        for name in chapter.settable():
-            parameter = chapter.parameters[name]
-            values = []
-            for profile in profile_names:
-                chapter_values = profiles[profile].get(chapter.name, {})
-                values.append(_cell(repr(chapter_values[name])) if name in chapter_values else "")
-            row = [f"`{name}`", _cell(parameter.source), *values, _cell(parameter.description, code=False)]
-            lines.append("| " + " | ".join(row) + " |")
+        for name, default, *values, description in rows:
+            cells = [f"`{name}`", _cell(default), *(_cell(value) for value in values), _cell(description, code=False)]
+            lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def parameter_table(chapter: Chapter,
+                    profiles: dict[str, dict[str, dict[str, Any]]]) -> tuple[list[str], list[list[str]]]:
+    """Return the header and the rows of a chapter's parameter table, as plain text.
+
+    Each row is the name, the default's source text, the ``repr`` of the
+    value each profile sets (``""`` where it keeps the default) and the
+    description.
+    """
+    header = ["Parameter", "Default", *profiles, "Meaning"]
+    rows = []
+    for name in chapter.settable():
+        parameter = chapter.parameters[name]
+        values = []
+        for profile_values in profiles.values():
+            chapter_values = profile_values.get(chapter.name, {})
+            values.append(repr(chapter_values[name]) if name in chapter_values else "")
+        rows.append([name, parameter.source, *values, parameter.description])
+    return header, rows
 
 
 def _cell(text: str, *, code: bool = True) -> str:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from ..book.build import build_book, plan_runs, profile_tables
-from ..book.params import find_project_root, load_chapters, reference_page
+from ..book.params import check_parameter_types, find_project_root, load_chapters, parameter_table, reference_page
 from ..book.profiles import load_profile, parse_override, resolve_parameters
 from ..book.store import ArtifactStore
 from ..book.sync import check_pairs, write_pairs
@@ -39,7 +39,10 @@ def register(subparsers) -> None:
     _profile_options(listing)
     listing.set_defaults(func=_list)
 
-    params = commands.add_parser("params", help="print every chapter's parameters as a Markdown table")
+    params = commands.add_parser("params", help="print every chapter's parameters with their value in each profile")
+    params.add_argument("--format", choices=("text", "myst"), default="text",
+                        help="output format: text (aligned columns) or myst (the MyST page that the book shows "
+                        "as its parameter reference) (default: text)")
     params.set_defaults(func=_params)
 
     clean = commands.add_parser("clean", help="remove cached runs and the built HTML")
@@ -86,20 +89,42 @@ def _list(args) -> int:
     chapters = load_chapters(root)
     overrides = [parse_override(text) for text in args.overrides]
     parameters = resolve_parameters(chapters, load_profile(root, args.profile, chapters), overrides)
+    check_parameter_types(chapters, overrides)
     runs = plan_runs(chapters, parameters)
     store = ArtifactStore(root / "artifacts")
+    rows = [["chapter", "hash", "state", "title", "reads"]]
     for name, run in runs.items():
         state = "cached" if store.has(name, run.key) else "to run"
-        depends = f" (reads {', '.join(run.chapter.depends)})" if run.chapter.depends else ""
-        print(f"{name}  {run.key}  {state}{depends}  {run.chapter.title}")
+        rows.append([name, run.key, state, run.chapter.title, ", ".join(run.chapter.depends)])
+    print("\n".join(_aligned(rows)))
     return 0
 
 
 def _params(args) -> int:
     root = _root(args)
     chapters = load_chapters(root)
-    sys.stdout.write(reference_page(chapters, profile_tables(root, chapters)) + "\n")
+    profiles = profile_tables(root, chapters)
+    if args.format == "myst":
+        sys.stdout.write(reference_page(chapters, profiles) + "\n")
+        return 0
+    lines = ["Each profile column shows the value that profile sets, blank where the notebook's default applies.",
+             "Set a value with fslib run NOTEBOOK -p NAME VALUE or fslib book build --set CHAPTER.NAME=VALUE."]
+    for chapter in chapters.values():
+        lines += ["", chapter.name + (f": {chapter.title}" if chapter.title else "")]
+        if chapter.depends:
+            lines.append(f"reads the artifacts of {', '.join(chapter.depends)}")
+        header, rows = parameter_table(chapter, profiles)
+        lines += ["  " + line for line in _aligned([[word.lower() for word in header], *rows])]
+    print("\n".join(lines))
     return 0
+
+
+def _aligned(rows: list[list[str]]) -> list[str]:
+    """Return the rows as lines of columns padded to their widest cell, two spaces apart."""
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    # The last column is not padded, so that lines carry no trailing spaces.
+    widths[-1] = 0
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
 
 
 def _clean(args) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .._io import atomic_directory
 from ..book.build import ensure_kernel, execute_chapter, plan_runs, run_chapters
-from ..book.params import find_project_root, load_chapter, load_chapters
+from ..book.params import check_parameter_types, find_project_root, load_chapter, load_chapters
 from ..book.profiles import load_profile, parse_value, resolve_parameters
 from ..book.store import ArtifactStore
 from ..errors import InvalidInputError
@@ -24,7 +24,8 @@ def register(subparsers) -> None:
     )
     parser.add_argument("notebook", help="chapter notebook, e.g. notebooks/01_fourier_primer.py")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                        help="set a parameter; VALUE is parsed as YAML (3, 0.1, [1, 2], text); repeatable")
+                        help="set a parameter; VALUE is parsed as YAML (3, 0.1, [1, 2], text, null) and must "
+                        "have the type of the notebook's default, where an int passes for a float; repeatable")
     parser.add_argument("--profile", default="quick",
                         help="profile name (quick, paper, smoke) or YAML file (default: quick)")
     parser.add_argument("--out", type=Path, default=None,
@@ -47,6 +48,8 @@ def handle(args: argparse.Namespace) -> int:
 
     overrides = [(name, key, parse_value(value)) for key, value in args.parameter]
     parameters = resolve_parameters(chapters, load_profile(root, args.profile, chapters), overrides)
+    # Checked before any chapter runs, so a mistyped value does not fail halfway through the notebook.
+    check_parameter_types(chapters, overrides)
     runs = plan_runs(chapters, parameters)
     store = ArtifactStore(Path(root) / "artifacts")
     kernel_name = ensure_kernel(store.root / ".jupyter")

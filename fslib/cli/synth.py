@@ -50,7 +50,21 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError("Missing --out DIR: name the folder to write the data set to.")
 
     spec = synthetic.get_preset(args.preset) if args.preset is not None else synthetic.SyntheticSpec.load(args.spec)
-    out = synthetic.save_dataset(args.out, spec, seed=args.seed, overwrite=args.overwrite)
+    try:
+        out = synthetic.save_dataset(args.out, spec, seed=args.seed, overwrite=args.overwrite)
+    except InvalidInputError as exc:
+        raise InvalidInputError(_option_wording(str(exc))) from None
     print(f"wrote {spec.name} (seed {args.seed}, {spec.train_size} train / {spec.test_size} test images, "
           f"spec hash {spec.spec_hash()[:12]}) to {out}", file=sys.stdout)
     return 0
+
+
+def _option_wording(message: str) -> str:
+    """Name the command-line options in a message of :func:`fslib.synthetic.save_dataset`.
+
+    The library message names its arguments (``out_dir``, ``seed``,
+    ``overwrite=True``). A message in another form is returned unchanged.
+    """
+    message = message.replace("Invalid out_dir:", "Invalid --out:", 1).replace("Invalid seed:", "Invalid --seed:", 1)
+    return message.replace("Pass overwrite=True (--overwrite on the command line) to replace it",
+                           "Pass --overwrite to replace it", 1)
