@@ -188,8 +188,9 @@ cost
 # (removals times images per class), which do not depend on the hardware, and
 # seconds, which do. The paper's code visits every frequency cell for every
 # class; the exact search of this book removes each frequency together with
-# its mirror, which halves the count, and the fast search evaluates only a
-# share of the removals exactly. The DFM chapter measured both searches in
+# its mirror, which halves the count. The fast search evaluates a share of
+# the removals on every image. Its model inputs also count its gradient pass
+# and the removals it evaluated on a few images only. The DFM chapter measured both searches in
 # the same run, so their ratio of seconds is a fair speed-up on this machine.
 #
 # ```{admonition} Reported cost

@@ -241,6 +241,7 @@ def test_result_save_load(tmp_path):
     loaded = SearchResult.load(result.save(tmp_path / "loss.npz"))
     np.testing.assert_array_equal(loaded.unit_losses, result.unit_losses)
     np.testing.assert_array_equal(loaded.first_order, result.first_order)
+    np.testing.assert_array_equal(loaded.estimated, result.estimated)
     assert loaded.method == "fast"
 
 
@@ -307,9 +308,67 @@ def test_fast_racing_agrees_where_evaluated():
     images, labels = tiny_data(8, 8, per_class=6)
     exact = search(model, images, labels, progress=False)
     fast = search(model, images, labels, method="fast", top_percent=10, fast_subset=3, progress=False)
-    done = np.isfinite(fast.unit_losses)
+    done = np.isfinite(fast.unit_losses) & ~fast.estimated
     assert fast.exact_evaluations < exact.exact_evaluations
     np.testing.assert_allclose(fast.unit_losses[done], exact.unit_losses[done], rtol=0, atol=1e-12)
+
+
+def test_fast_estimate_is_hard_images_plus_first_order():
+    # An estimated unit's value is the exact change of the 3 images of largest loss plus the
+    # first-order change of the other 3, averaged over the 6 images of the class.
+    model = tiny_model()
+    images, labels = tiny_data(8, 8, per_class=6)
+    fast = search(model, images, labels, method="fast", top_percent=10, fast_subset=3, fast_margin=0.0,
+                  progress=False)
+    k, unit = np.argwhere(fast.estimated)[0]
+    layout = unit_layout((8, 8), 1)
+    x, y = images[labels == k], labels[labels == k]
+    with torch.no_grad():
+        own = F.cross_entropy(model(x), y, reduction="none")
+        removed = F.cross_entropy(model(_removal_inputs(x, torch.fft.fft2(x), layout, np.array([unit]))), y,
+                                  reduction="none")
+    first, _ = _first_order_units(copy.deepcopy(model), x, y, layout, 6, per_image=True)
+    hard = torch.argsort(own, descending=True)[:3].numpy()
+    easy = np.setdiff1d(np.arange(6), hard)
+    expected = ((removed - own).numpy()[hard].sum() + first[easy, unit].sum()) / 6
+    assert fast.unit_losses[k, unit] - fast.baseline_loss[k] == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_fast_wide_margin_verifies_every_candidate():
+    # With every unit a candidate and an interval wider than any change, every value is exact.
+    model = tiny_model()
+    images, labels = tiny_data(8, 8, per_class=6)
+    exact = search(model, images, labels, progress=False)
+    units = unit_layout((8, 8), 1).n_units
+    fast = search(model, images, labels, method="fast", top_percent=10, fast_subset=2, fast_initial=float(units),
+                  fast_margin=1e6, progress=False)
+    assert not fast.estimated.any()
+    np.testing.assert_allclose(fast.unit_losses, exact.unit_losses, rtol=0, atol=1e-12)
+
+
+def test_fast_zero_margin_verifies_nothing():
+    images, labels = tiny_data(8, 8, per_class=6)
+    fast = search(tiny_model(), images, labels, method="fast", top_percent=10, fast_subset=3, fast_margin=0.0,
+                  progress=False)
+    assert fast.exact_evaluations == 0
+
+
+def test_fast_resume_from_checkpoint(tmp_path):
+    model = tiny_model()
+    images, labels = tiny_data(8, 8, per_class=6)
+    path = tmp_path / "fast.pt"
+    first = search(model, images, labels, method="fast", top_percent=10, progress=False, checkpoint_path=path)
+    again = search(model, images, labels, method="fast", top_percent=10, progress=False, checkpoint_path=path)
+    np.testing.assert_array_equal(again.unit_losses, first.unit_losses)
+    np.testing.assert_array_equal(again.estimated, first.estimated)
+    np.testing.assert_array_equal(again.first_order, first.first_order)
+
+
+@pytest.mark.parametrize("value", [-0.5, float("nan")])
+def test_fast_margin_rejected(value):
+    images, labels = tiny_data(6, 6)
+    with pytest.raises(InvalidInputError, match="fast_margin"):
+        search(tiny_model(), images, labels, method="fast", fast_margin=value, progress=False)
 
 
 def test_fast_with_all_images_raced_matches_exact_maps():
@@ -334,9 +393,9 @@ def test_fast_forward_count():
     images, labels = tiny_data(8, 8, per_class=6)
     fast = search(tiny_model(), images, labels, method="fast", top_percent=10, fast_subset=3, progress=False)
     # Per class: screening 3 x 6 images and one forward of the 6 unfiltered images; racing
-    # 24 candidates (4 x k rises and 4 x k falls, k = 3 units) x 3 images plus those 3 unfiltered;
-    # 6 images per verified unit.
-    expected = 3 * (3 * 6 + 6 + 24 * 3 + 3) + 6 * fast.exact_evaluations
+    # 24 candidates (4 x k rises and 4 x k falls, k = 3 units) x 3 images; the other 3 images
+    # per verified unit.
+    expected = 3 * (3 * 6 + 6 + 24 * 3) + 3 * fast.exact_evaluations
     assert fast.metadata["forward_equivalents"] == expected
 
 

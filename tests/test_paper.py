@@ -229,6 +229,15 @@ def test_search_cost_loop_inputs():
     assert table.loc["this book, exact", "seconds"] == paper.NOT_MEASURED
 
 
+def test_search_cost_fast_inputs_from_compute():
+    keys = paper.SEARCH_COST_KEYS
+    metrics = {keys["image_size"]: 32, keys["patch_size"]: 1, keys["images_per_class"]: 10,
+               keys["classes"]: ["a", "b"], keys["fast_removals"]: 40, keys["fast_inputs"]: 1234}
+    table = paper.search_cost_table(metrics).set_index("search")
+    assert table.loc["this book, fast", "model inputs"] == 1234
+    assert table.loc["this book, fast", "removals"] == 40
+
+
 def test_search_cost_follow_up_rate():
     table = paper.search_cost_table({})
     follow_up = table[table["provenance"] == "follow-up"].iloc[0]

@@ -475,6 +475,10 @@ class SearchResult:
         patch_size: ``p``.
         method: ``"exact"`` or ``"fast"``.
         first_order: ``(K, U)`` first-order loss-change estimates (``"fast"`` only).
+        estimated: ``(K, U)`` bool, True where ``unit_losses`` holds the fast
+            method's estimate (exact changes on the hardest images plus
+            first-order changes of the others) instead of an exact mean;
+            ``None`` when every finite value is exact.
         shard: ``(i, n)`` for a shard of the units, else ``None``.
         metadata: free-form JSON-serialisable details (floor estimator, batch size, ...).
     """
@@ -487,8 +491,13 @@ class SearchResult:
     patch_size: int
     method: str = "exact"
     first_order: np.ndarray | None = None
+    estimated: np.ndarray | None = None
     shard: tuple[int, int] | None = None
     metadata: dict = field(default_factory=dict)
+
+    def _exact_units(self) -> np.ndarray:
+        done = np.isfinite(self.unit_losses)
+        return done if self.estimated is None else done & ~self.estimated
 
     @property
     def layout(self) -> UnitLayout:
@@ -510,8 +519,8 @@ class SearchResult:
 
     @property
     def evaluated(self) -> torch.Tensor:
-        """``(K, H, W)`` bool map of the cells whose loss was computed exactly."""
-        return torch.as_tensor(np.isfinite(self.unit_losses)[:, self.layout.cell_unit])
+        """``(K, H, W)`` bool map of the cells whose loss was computed exactly on all images."""
+        return torch.as_tensor(self._exact_units()[:, self.layout.cell_unit])
 
     @property
     def patch_grid_losses(self) -> torch.Tensor:
@@ -520,8 +529,8 @@ class SearchResult:
 
     @property
     def exact_evaluations(self) -> int:
-        """Number of (class, unit) removals evaluated exactly."""
-        return int(np.isfinite(self.unit_losses).sum())
+        """Number of (class, unit) removals evaluated exactly on all of the class's images."""
+        return int(self._exact_units().sum())
 
     @property
     def exhaustive_evaluations(self) -> int:
@@ -619,6 +628,8 @@ class SearchResult:
         }
         if self.first_order is not None:
             arrays["first_order"] = self.first_order
+        if self.estimated is not None:
+            arrays["estimated"] = self.estimated
         with atomic_write(path) as handle:
             np.savez(handle, **arrays)
         return path
@@ -643,7 +654,7 @@ class SearchResult:
             unit_losses=data["unit_losses"], baseline_loss=data["baseline_loss"], counts=data["counts"],
             noise_floor=data["noise_floor"], image_size=tuple(header["image_size"]),
             patch_size=int(header["patch_size"]), method=header["method"],
-            first_order=data.get("first_order"),
+            first_order=data.get("first_order"), estimated=data.get("estimated"),
             shard=tuple(header["shard"]) if header["shard"] else None, metadata=header["metadata"],
         )
 
@@ -676,6 +687,10 @@ class _Checkpoint:
         self.pending = 0
         self.last = time.monotonic()
         self.losses = np.full(shape, np.nan)
+        # The fast method's per-class results: estimate flags and first-order changes.
+        self.estimated = np.zeros(shape, dtype=bool)
+        self.first_order = np.full(shape, np.nan)
+        self.misses = np.zeros(shape[0], dtype=np.int64)
         if self.path is not None and self.path.is_file():
             state = torch.load(self.path, map_location="cpu", weights_only=True)
             if state.get("key") != key:
@@ -684,6 +699,10 @@ class _Checkpoint:
                     "or setting. Delete it or pass another checkpoint_path."
                 )
             self.losses = state["unit_losses"].numpy().copy()
+            if "estimated" in state:
+                self.estimated = state["estimated"].numpy().copy()
+                self.first_order = state["first_order"].numpy().copy()
+                self.misses = state["misses"].numpy().copy()
             logger.info("resuming from %s: %d evaluations done", self.path, int(np.isfinite(self.losses).sum()))
 
     def record(self, k: int, units: np.ndarray, values: np.ndarray) -> None:
@@ -698,7 +717,10 @@ class _Checkpoint:
         if self.path is None:
             return
         with atomic_write(self.path) as handle:
-            torch.save({"key": self.key, "unit_losses": torch.as_tensor(self.losses)}, handle)
+            torch.save({"key": self.key, "unit_losses": torch.as_tensor(self.losses),
+                        "estimated": torch.as_tensor(self.estimated),
+                        "first_order": torch.as_tensor(self.first_order),
+                        "misses": torch.as_tensor(self.misses)}, handle)
         self.pending = 0
         self.last = time.monotonic()
 
@@ -741,7 +763,7 @@ def search(model: torch.nn.Module, images: torch.Tensor, labels, *, num_classes:
            channels_last: bool = False, progress: bool = True, checkpoint_path=None,
            checkpoint_every: int = 20, checkpoint_seconds: float = 60.0, shard=None,
            noise_floor: str | float | None = None, floor_factor: float = 4.0, top_percent: float = 5.0,
-           fast_initial: float = 4.0, fast_block: float = 0.5, fast_subset: int = 3,
+           fast_initial: float = 4.0, fast_subset: int = 3, fast_margin: float = 1.0,
            seed: int = 0) -> SearchResult:
     """Compute the loss of ``model`` on each class's images with each frequency patch removed.
 
@@ -778,10 +800,11 @@ def search(model: torch.nn.Module, images: torch.Tensor, labels, *, num_classes:
         fast_initial: candidates of the fast method: the ``fast_initial * k``
             units of largest first-order rise and as many of largest fall,
             where ``k`` is the number of units in ``top_percent``.
-        fast_block: after the first ``k`` exact evaluations, the fast method
-            verifies further candidates in blocks of ``fast_block * k``.
         fast_subset: hardest images per class (largest unfiltered loss) on
             which the fast method evaluates every candidate exactly.
+        fast_margin: width of the fast method's uncertainty interval, in
+            units of the summed absolute first-order changes of the other
+            images; larger verifies more candidates on all images.
         seed: seed of the perturbations of the noise floor.
 
     Returns:
@@ -793,37 +816,39 @@ def search(model: torch.nn.Module, images: torch.Tensor, labels, *, num_classes:
         unit (one float64 forward and backward pass per image). The
         candidates are the ``fast_initial * k`` units of largest first-order
         rise and as many of largest fall. Each candidate is evaluated exactly
-        on the ``fast_subset`` images of largest loss, and the candidates are
-        re-ranked by those exact changes plus the first-order changes of the
-        other images. The search then evaluates the leaders exactly on all images, ``k`` first and
-        further blocks of ``fast_block * k`` while a block's estimate beats
-        the noise floor and the ``k``-th exact change so far. Every loss
-        change in the result is exact; units never verified count as below
-        the floor. It is a heuristic: a unit outside the candidates, or one
-        re-ranked far too low, is missed.
+        on the ``fast_subset`` images of largest loss; its estimate adds the
+        first-order changes of the other images, with an uncertainty of
+        ``fast_margin`` times their absolute sum. Only candidates whose
+        interval contains the ``k``-th or ``(k + 1)``-th largest estimate (or
+        the noise floor, when that is higher) are evaluated on the remaining
+        images, the widest first, until no interval straddles a boundary.
+        Candidates clearly inside the map keep their estimate, and
+        ``estimated`` marks them; units never screened in count as below the
+        floor. It is a heuristic: the interval is not a bound, and a unit
+        outside the candidates is missed. ``metadata["interval_misses"]``
+        counts per class the verified candidates whose exact value fell
+        outside their interval (also logged as a warning): a non-zero count
+        says the first-order changes were a poor guide for that class.
 
         ``metadata["forward_equivalents"]`` counts the compute: one per
-        image per removal evaluated (racing and verification), one per
-        image for the per-image losses (and per raced image), and 3 per
-        image for the screening's
-        float64 forward and backward pass. The baseline and noise-floor
-        passes (4 per image), which both methods run, are not counted. An
-        exhaustive search counts ``U * N`` (``exhaustive_forward_equivalents``).
+        image per removal evaluated, one per image for the per-image losses,
+        and 3 per image for the screening's float64 forward and backward
+        pass. The baseline and noise-floor passes (4 per image), which both
+        methods run, are not counted. An exhaustive search counts ``U * N``
+        (``exhaustive_forward_equivalents``).
 
-        Because every kept unit is verified on all images, the fast method
-        spends at least ``(k + 4) * B`` of the ``U * B`` of a class with
-        ``B`` images: on 32x32 images at ``top_percent=5`` (``U = 514``,
-        ``k = 26``) it cannot be more than 17x cheaper than the exact method.
-        Measured with ``bench/bench_search.py --skip-loop --sweep`` (small
-        CNN, 40 images per class, top 5%; compute share of the exact
-        method -> Jaccard index with the exact maps; ``bench/README.md``
-        has the full table):
-
-        - syn1: 8.0% -> 0.868, 11.4% (defaults) -> 0.932, 12.9% -> 0.946,
-          21.8% (``fast_initial=8, fast_subset=6, fast_block=1``) -> 0.963;
-        - syn4: 9.6% -> 0.909, 12.0% (defaults) -> 0.928, 23.1% -> 0.928;
-        - real photos (a model at 67% accuracy): 15.0% (defaults) -> 0.551,
-          28.1% -> 0.697. Use ``method="exact"`` there.
+        At ``top_percent=5`` a map keeps about ``U / 20`` units, so a method
+        that evaluates every kept unit on all images cannot be 20x cheaper
+        than the exact search, at any image size. Measured with
+        ``bench/bench_search.py --skip-loop --sweep`` (small CNN, 40 images
+        per class, top 5%; ``bench/README.md`` has the full table and the
+        alternatives measured, such as a coarse-to-fine patch search):
+        the defaults reach a Jaccard index of about 0.97 with the exact
+        maps on syn1 and syn4 at about 6x less compute, and
+        ``fast_margin=0.5`` about 0.93 to 0.97 at 9 to 10x less. On the
+        real-photo set (a model at 67% accuracy, first-order changes that
+        point the wrong way for some classes) the fast maps agree poorly
+        with the exact ones; use ``method="exact"`` there.
     """
     images, labels = _check_inputs(images, labels)
     check_choice(method, "method", ("exact", "fast"))
@@ -845,7 +870,7 @@ def search(model: torch.nn.Module, images: torch.Tensor, labels, *, num_classes:
     top_percent = check_number(top_percent, "top_percent", minimum=0.0, maximum=100.0, min_inclusive=False)
     if method == "fast":
         fast_initial = check_number(fast_initial, "fast_initial", minimum=1.0)
-        fast_block = check_number(fast_block, "fast_block", minimum=0.0, min_inclusive=False)
+        fast_margin = check_number(fast_margin, "fast_margin", minimum=0.0)
         if isinstance(fast_subset, bool) or not isinstance(fast_subset, (int, np.integer)) or fast_subset < 1:
             raise InvalidInputError(
                 f"Invalid fast_subset: expected an int of at least 1 (hardest images per class evaluated "
@@ -887,7 +912,7 @@ def search(model: torch.nn.Module, images: torch.Tensor, labels, *, num_classes:
 
         layout = unit_layout(size, patch_size)
         settings = {"patch_size": patch_size, "method": method, "shard": shard, "top_percent": top_percent,
-                    "fast_initial": fast_initial, "fast_block": fast_block, "fast_subset": fast_subset,
+                    "fast_initial": fast_initial, "fast_subset": fast_subset, "fast_margin": fast_margin,
                     "amp": amp,
                     "dtype": str(dtype)}
         key = _fingerprint(model, images, labels, settings) if checkpoint_path is not None else ""
@@ -899,13 +924,15 @@ def search(model: torch.nn.Module, images: torch.Tensor, labels, *, num_classes:
             units_all = units_all[shard[0]::shard[1]]
         from tqdm import tqdm
 
-        total = num_classes * len(units_all) if method == "exact" else None
-        bar = tqdm(total=total, disable=not progress, desc=f"DFM search ({method})", unit="removal")
-        bar.update(int(np.isfinite(checkpoint.losses[:, units_all]).sum()) if method == "exact" else 0)
+        if method == "exact":
+            bar = tqdm(total=num_classes * len(units_all), disable=not progress, desc="DFM search (exact)",
+                       unit="removal")
+            bar.update(int(np.isfinite(checkpoint.losses[:, units_all]).sum()))
+        else:
+            bar = tqdm(total=num_classes, disable=not progress, desc="DFM search (fast)", unit="class")
 
         baseline = np.zeros(num_classes)
         floors = np.zeros(num_classes)
-        first_order = np.full((num_classes, layout.n_units), np.nan) if method == "fast" else None
         model64 = copy.deepcopy(model).double().to(memory_format=torch.contiguous_format) if method == "fast" else None
         forwards = [0]  # removal inputs evaluated, plus the screening's forward-pass equivalents
         for k in range(num_classes):
@@ -935,10 +962,9 @@ def search(model: torch.nn.Module, images: torch.Tensor, labels, *, num_classes:
                     checkpoint.record(k, chunk, (sums / xs.shape[0]).cpu().numpy())
                     bar.update(len(chunk))
 
-            def subset_changes(units: np.ndarray, index: np.ndarray) -> np.ndarray:
-                """Return the ``(Q, m)`` exact change of each image's loss, images ``index``."""
+            def subset_changes(units: np.ndarray, index: np.ndarray, own: torch.Tensor) -> np.ndarray:
+                """Return the ``(Q, m)`` exact change of the loss of images ``index`` (``own``: their losses)."""
                 x_sub, s_sub = xs[index], spectrum[index]
-                own = F.cross_entropy(evaluator.logits(x_sub).double(), ys[index], reduction="none")
                 per_chunk, image_chunk = _chunks(len(units), len(index), batch_size)
                 out = torch.empty(len(units), len(index), dtype=torch.float64, device=device)
                 for q0 in range(0, len(units), per_chunk):
@@ -950,21 +976,34 @@ def search(model: torch.nn.Module, images: torch.Tensor, labels, *, num_classes:
                         target = torch.full((inputs.shape[0],), k, device=device, dtype=torch.long)
                         out[q0:q0 + len(chunk), b0:b0 + image_chunk] = F.cross_entropy(
                             logits, target, reduction="none").view(len(chunk), -1)
-                forwards[0] += (len(units) + 1) * len(index)
-                return (out - own[None]).cpu().numpy()
+                forwards[0] += len(units) * len(index)
+                return (out - own[index][None]).cpu().numpy()
 
             if method == "exact":
                 evaluate(units_all)
+            elif np.isfinite(checkpoint.losses[k]).any():
+                logger.info("class %d: fast search resumed from the checkpoint", k)
             else:
                 image_scores, _ = _first_order_units(model64, xs, ys, layout, batch_size, per_image=True)
-                first_order[k] = image_scores.mean(axis=0)
                 forwards[0] += _SCREEN_FORWARDS * xs.shape[0]
                 with torch.no_grad():
                     image_losses = F.cross_entropy(evaluator.logits(xs).double(), ys, reduction="none")
                 forwards[0] += xs.shape[0]
-                _fast_evaluate(evaluate, subset_changes, checkpoint.losses[k], image_scores,
-                               image_losses.cpu().numpy(), baseline[k], floors[k], layout, top_percent,
-                               fast_initial, fast_block, fast_subset)
+                changes, exact_done, misses = _fast_evaluate(
+                    lambda units, index: subset_changes(units, index, image_losses), image_scores,
+                    image_losses.cpu().numpy(), floors[k], layout, top_percent, fast_initial, fast_subset,
+                    fast_margin)
+                checkpoint.first_order[k] = image_scores.mean(axis=0)
+                checkpoint.estimated[k] = np.isfinite(changes) & ~exact_done
+                checkpoint.losses[k] = baseline[k] + changes
+                checkpoint.misses[k] = misses
+                if misses:
+                    logger.warning(
+                        "class %d: %d of %d verified estimates of the fast search fell outside their interval, "
+                        "so its map may differ from the exact one; raise fast_margin or use method='exact'",
+                        k, misses, int(exact_done.sum()))
+                checkpoint.save()
+                bar.update(1)
         bar.close()
         checkpoint.save()
     finally:
@@ -973,6 +1012,8 @@ def search(model: torch.nn.Module, images: torch.Tensor, labels, *, num_classes:
         model.train(was_training)
 
     losses = checkpoint.losses.copy()
+    first_order = checkpoint.first_order.copy() if method == "fast" else None
+    estimated = checkpoint.estimated.copy() if method == "fast" else None
     if noise_floor == "mad":
         for k in range(num_classes):
             floors[k] = _mad_floor(losses[k] - baseline[k], floor_factor)
@@ -982,23 +1023,25 @@ def search(model: torch.nn.Module, images: torch.Tensor, labels, *, num_classes:
         "dtype": str(dtype), "device": str(device),
     }
     if method == "fast":
-        metadata.update({"top_percent": top_percent, "fast_initial": fast_initial, "fast_block": fast_block,
-                         "fast_subset": fast_subset})
+        metadata.update({"top_percent": top_percent, "fast_initial": fast_initial, "fast_subset": fast_subset,
+                         "fast_margin": fast_margin, "interval_misses": checkpoint.misses.tolist()})
     metadata["forward_equivalents"] = int(forwards[0])
     metadata["exhaustive_forward_equivalents"] = int(layout.n_units * counts.sum())
     return SearchResult(unit_losses=losses, baseline_loss=baseline, counts=counts, noise_floor=floors,
                         image_size=size, patch_size=patch_size, method=method, first_order=first_order,
-                        shard=shard, metadata=metadata)
+                        estimated=estimated, shard=shard, metadata=metadata)
 
 
-def _fast_evaluate(evaluate, subset_changes, losses: np.ndarray, image_scores: np.ndarray,
-                   image_losses: np.ndarray, baseline: float, floor: float, layout: UnitLayout,
-                   top_percent: float, pool: float, block: float, subset: int) -> None:
-    """Re-rank the best first-order candidates with exact changes on the hardest images, then verify.
+def _fast_evaluate(subset_changes, image_scores: np.ndarray, image_losses: np.ndarray, floor: float,
+                   layout: UnitLayout, top_percent: float, pool: float, subset: int,
+                   margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """Screen, race on the hardest images, and verify the candidates near the map's boundary.
 
-    ``image_scores`` is the ``(B, U)`` first-order change of each image's
-    loss, ``image_losses`` the ``(B,)`` unfiltered losses and ``k`` the
-    number of units in ``top_percent``.
+    ``subset_changes(units, index)`` returns the ``(Q, m)`` exact change of
+    the loss of images ``index`` with each unit removed. ``image_scores`` is
+    the ``(B, U)`` first-order change of each image's loss, ``image_losses``
+    the ``(B,)`` unfiltered losses and ``k`` the number of units in
+    ``top_percent``.
 
     1. Screening: the ``pool * k`` units of largest mean first-order rise
        and the ``pool * k`` of largest first-order fall are the candidates.
@@ -1007,19 +1050,24 @@ def _fast_evaluate(evaluate, subset_changes, losses: np.ndarray, image_scores: n
        exact change into a large rise (seen on saturated models, for
        removals of high frequencies).
     2. Racing: each candidate is evaluated exactly on the ``subset`` images
-       of largest unfiltered loss. Its class-mean change is estimated as
-       the sum of these exact changes plus the first-order changes of the
-       other images, divided by ``B``. On the models measured in
-       ``bench/bench_search.py`` the images of largest loss carried much of
-       a class's loss change (a saturated softmax makes the change of a
-       confident image tiny), and this re-ranking raised the Jaccard index
-       with the exact maps at equal compute.
-    3. Verification: candidates are evaluated exactly on all images in
-       order of decreasing estimate, first ``k`` of them, then in blocks of
-       ``block * k`` while the largest estimate in the next block exceeds
-       both the noise floor and the ``k``-th largest exact change so far.
+       of largest unfiltered loss. Its estimate of the class-mean change is
+       the sum of these exact changes plus the first-order changes ``f_i``
+       of the other images, divided by ``B``. Its interval is the estimate
+       plus or minus ``margin * sum_i |f_i| / B`` over the other images.
+       On the models of ``bench/bench_search.py`` the images of largest
+       loss carried much of a class's loss change, because a saturated
+       softmax makes the change of a confident image small.
+    3. Verification: the boundaries are the ``k``-th and ``(k + 1)``-th
+       largest current values, each raised to ``floor`` when below it.
+       While some unverified candidate's interval contains a boundary,
+       up to ``ceil(k / 4)`` of them, widest interval first, are
+       evaluated on the other images, which makes their value exact.
 
-    Only the exact values of step 3 enter ``losses``; the rest stay NaN.
+    Returns:
+        ``(changes, exact, misses)``: the ``(U,)`` loss changes (exact or
+        estimated; NaN for units that were not candidates), the ``(U,)``
+        bool mask of the exact ones, and the number of verified candidates
+        whose exact value fell outside their interval.
     """
     count, n_units = image_scores.shape
     height, width = layout.size
@@ -1032,20 +1080,33 @@ def _fast_evaluate(evaluate, subset_changes, losses: np.ndarray, image_scores: n
     candidates = np.concatenate([order[:size], falls[~np.isin(falls, order[:size])]])
     hard = np.sort(np.argsort(-image_losses, kind="stable")[:min(subset, count)])
     easy = np.setdiff1d(np.arange(count), hard)
-    exact_part = subset_changes(candidates, hard).sum(axis=1)  # (Q,)
-    estimate = (exact_part + image_scores[easy][:, candidates].sum(axis=0)) / count
-    ranking = np.argsort(-estimate, kind="stable")
-    ranked, estimate = candidates[ranking], estimate[ranking]
-    evaluate(ranked[:k_units])
-    position = k_units
-    step = max(1, math.ceil(block * k_units))
-    while position < len(ranked):
-        done = losses[np.isfinite(losses)] - baseline
-        kth = max(np.sort(done)[::-1][min(k_units, done.size) - 1], floor)
-        if np.max(estimate[position:position + step]) <= kth:
+    hard_sum = subset_changes(candidates, hard).sum(axis=1)  # (Q,)
+    easy_scores = image_scores[easy][:, candidates]  # (B - m, Q)
+    values = (hard_sum + easy_scores.sum(axis=0)) / count
+    width_ = margin * np.abs(easy_scores).sum(axis=0) / count
+    exact = np.full(len(candidates), easy.size == 0)
+    misses = 0
+    step = max(1, math.ceil(k_units / 4))
+    while not exact.all():
+        ranked = np.sort(values)[::-1]
+        bounds = [max(ranked[min(k_units, len(ranked)) - 1], floor)]
+        if len(ranked) > k_units:
+            bounds.append(max(ranked[k_units], floor))
+        low, high = values - width_, values + width_
+        straddle = ~exact & np.any([(low < b) & (high > b) for b in bounds], axis=0)
+        if not straddle.any():
             break
-        evaluate(ranked[position:position + step])
-        position += step
+        pick = np.flatnonzero(straddle)
+        pick = pick[np.argsort(-width_[pick], kind="stable")[:step]]
+        verified = (hard_sum[pick] + subset_changes(candidates[pick], easy).sum(axis=1)) / count
+        misses += int(np.sum(np.abs(verified - values[pick]) > width_[pick]))
+        values[pick] = verified
+        exact[pick] = True
+    changes = np.full(n_units, np.nan)
+    changes[candidates] = values
+    done = np.zeros(n_units, dtype=bool)
+    done[candidates] = exact
+    return changes, done, misses
 
 
 def merge_results(results: Sequence[SearchResult]) -> SearchResult:
