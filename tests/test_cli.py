@@ -43,3 +43,14 @@ def test_synth_overwrite_replaces(saved_spec, capsys):
     assert status == 0
     assert "seed 1" in capsys.readouterr().out
     assert json.loads((saved_spec / "data" / "checksums.json").read_text())["seed"] == 1
+
+
+def test_existing_path_is_one_line_error(monkeypatch, capsys):
+    import fslib.cli.synth as synth_cli
+
+    def occupied(args):
+        raise FileExistsError("[Errno 17] File exists: 'out'")
+
+    monkeypatch.setattr(synth_cli, "run", occupied)
+    assert main(["synth", "--preset", "syn1", "--out", "out"]) == 2
+    assert capsys.readouterr().err.startswith("fslib synth: error: [Errno 17]")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 from typing import Sequence
@@ -52,12 +53,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (FslibError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+    except (FslibError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
+            PermissionError) as exc:
         print(f"{_command_name(args)}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{_command_name(args)}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of the output (for example `head`) closed the pipe. Later writes to stdout go
+        # to the null device, so that the interpreter's final flush raises nothing more.
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        return 141
 
 
 def _command_name(args: argparse.Namespace) -> str:
