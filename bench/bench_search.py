@@ -102,16 +102,34 @@ def load_data(name: str, per_class: int):
     return x_train, train_set.labels, x_test[keep], test_set.labels[keep], train_set.num_classes
 
 
-#: Fast settings of the --sweep curve: (fast_initial, fast_subset, fast_margin).
-SWEEP = [(2.0, 3, 0.5), (4.0, 3, 0.5), (4.0, 1, 1.0), (8.0, 3, 1.0), (8.0, 6, 1.0), (4.0, 3, 2.0)]
+#: Fast settings of the --sweep curve: (fast_initial, fast_subset, fast_margin, fast_order).
+SWEEP = [(4.0, 1, 1.0, "loss"), (8.0, 1, 1.0, "loss"), (6.0, 1, 1.5, "loss"), (4.0, 1, 1.0, "first_order"),
+         (6.0, 1, 1.0, "first_order"), (6.0, 1, 1.5, "first_order")]
+
+
+def checkpoint_data(path: str, per_class: int):
+    """Return the model of an fslib checkpoint and its normalised real-photo test images and labels."""
+    from fslib.models import load_model
+
+    model, meta = load_model(path)
+    test_set = real_photos("test", size=int(meta["image_size"]))
+    mean = torch.tensor(meta["normalization"]["mean"])
+    std = torch.tensor(meta["normalization"]["std"])
+    x_test = normalize(test_set.images, mean, std)
+    keep = torch.cat([torch.nonzero(test_set.labels == k).flatten()[:per_class] for k in range(test_set.num_classes)])
+    return model, x_test[keep], test_set.labels[keep], test_set.num_classes
 
 
 def compare_on(name: str, args) -> None:
-    """Print (d) for one data set."""
-    x_train, y_train, images, labels, classes = load_data(name, args.per_class)
-    torch.manual_seed(0)
-    model = small_cnn(classes)
-    train(model, x_train, y_train, args.epochs, seed=0)
+    """Print (d) for one data set, or for the photo model of ``args.photo_checkpoint`` when ``name`` is ``checkpoint``."""
+    if name == "checkpoint":
+        model, images, labels, classes = checkpoint_data(args.photo_checkpoint, args.per_class)
+        name = f"photos, {args.photo_checkpoint}"
+    else:
+        x_train, y_train, images, labels, classes = load_data(name, args.per_class)
+        torch.manual_seed(0)
+        model = small_cnn(classes)
+        train(model, x_train, y_train, args.epochs, seed=0)
     start = time.perf_counter()
     exact = search(model, images, labels, batch_size=args.batch_size, progress=False, device="cpu")
     exact_seconds = time.perf_counter() - start
@@ -120,7 +138,7 @@ def compare_on(name: str, args) -> None:
           f"cells above the floor per class {exact.above_floor.tolist()}")
     settings = [None] + (SWEEP if args.sweep else [])
     for setting in settings:
-        options = {} if setting is None else dict(zip(("fast_initial", "fast_subset", "fast_margin"), setting))
+        options = {} if setting is None else dict(zip(("fast_initial", "fast_subset", "fast_margin", "fast_order"), setting))
         start = time.perf_counter()
         fast = search(model, images, labels, method="fast", top_percent=5, batch_size=args.batch_size,
                       progress=False, device="cpu", **options)
@@ -128,7 +146,7 @@ def compare_on(name: str, args) -> None:
         comparison = compare_maps(fast, exact, 5)
         table = shortcut_table(model, images, labels, fast.dfm(5), device="cpu").table
         share = fast.metadata["forward_equivalents"] / exact.metadata["forward_equivalents"]
-        label = "default" if setting is None else "pool {:g}k, {} hard images, margin {:g}".format(*setting)
+        label = "default" if setting is None else "pool {:g}k, {} hard image(s), margin {:g}, order {}".format(*setting)
         print(f"    {label}: compute share {100 * share:.1f}% ({1 / share:.1f}x less), wall-clock "
               f"{exact_seconds / fast_seconds:.1f}x; Jaccard {comparison['jaccard_mean']:.3f} "
               f"(min {min(comparison['jaccard']):.2f}), recall {comparison['recall_mean']:.3f}; "
@@ -147,6 +165,9 @@ def main() -> None:
     parser.add_argument("--per-class-d", type=int, default=40, help="images per class in (d) (default: 40)")
     parser.add_argument("--sweep", action="store_true", help="add the trade-off curve of fast settings to (d)")
     parser.add_argument("--skip-loop", action="store_true", help="skip (a) to (c) and run only (d)")
+    parser.add_argument("--photo-checkpoint", metavar="PATH",
+                        help="also run (d) with the model of this fslib checkpoint on the real-photo test "
+                        "images, e.g. the DFM chapter's model.pt in the artifact store")
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -154,7 +175,8 @@ def main() -> None:
         loop_benchmarks(args)
     d_args = argparse.Namespace(**vars(args))
     d_args.per_class = args.per_class_d
-    for name in [n.strip() for n in args.datasets.split(",") if n.strip()]:
+    names = [n.strip() for n in args.datasets.split(",") if n.strip()]
+    for name in names + (["checkpoint"] if args.photo_checkpoint else []):
         compare_on(name, d_args)
 
 

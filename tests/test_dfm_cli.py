@@ -129,3 +129,20 @@ def test_search_bad_per_class(run_inputs, tmp_path, capsys, value):
     assert f"Invalid --per-class: {value}" in error
     assert "--per-class 10" in error
     assert not (tmp_path / "out").exists()
+
+
+def test_search_fast_options_recorded(run_inputs, tmp_path):
+    argv = _search_argv(run_inputs, tmp_path / "fast", "--method", "fast", "--fast-order", "first_order",
+                        "--fast-margin", "2")
+    assert main(argv) == 0
+    metadata = json.loads((tmp_path / "fast" / "metrics.json").read_text())["metadata"]
+    assert metadata["fast_order"] == "first_order"
+    assert metadata["fast_margin"] == 2.0
+
+
+@pytest.mark.parametrize("value", ["-1", "nan"])
+def test_search_bad_fast_margin_leaves_no_folder(run_inputs, tmp_path, capsys, value):
+    argv = _search_argv(run_inputs, tmp_path / "out", "--method", "fast", "--fast-margin", value)
+    assert main(argv) == 2
+    assert "Invalid --fast-margin" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -6,6 +6,7 @@ import argparse
 import hashlib
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -43,6 +44,12 @@ def register(subparsers) -> None:
                         help="fill the top share with changes below the noise floor, or leave them out (default: fill)")
     search.add_argument("--method", choices=("exact", "fast"), default="exact",
                         help="exact: every patch; fast: first-order screening, then exact on the candidates")
+    search.add_argument("--fast-margin", type=float, default=1.0,
+                        help="fast method: half-width of a candidate's interval, in units of the summed absolute "
+                        "first-order changes of the images it has not seen; larger is closer to exact (default: 1)")
+    search.add_argument("--fast-order", choices=("loss", "first_order"), default="loss",
+                        help="fast method: order in which a candidate gets more images, by unfiltered loss or by "
+                        "its own first-order changes (default: loss)")
     search.add_argument("--shard", metavar="I/N", help="evaluate only shard I of N (0-based); join with 'fslib dfm merge'")
     search.add_argument("--amp", action="store_true", help="run the model under torch.autocast (mixed precision)")
     search.add_argument("--channels-last", action="store_true", help="feed inputs in channels-last memory format")
@@ -295,6 +302,11 @@ def run_search(args: argparse.Namespace) -> int:
     tops = _check_tops(args.top)
     shard = _parse_shard(args.shard)
     per_class = _check_per_class(args.per_class)
+    if not math.isfinite(args.fast_margin) or args.fast_margin < 0:
+        raise InvalidInputError(
+            f"Invalid --fast-margin: {args.fast_margin} is not a finite number of at least 0. Pass e.g. "
+            "--fast-margin 1, or a larger value for maps closer to the exact ones."
+        )
     model, meta, images, labels, names = _load_model_and_data(args, per_class)
     try:
         check_patch_size(tuple(images.shape[-2:]), args.patch_size)
@@ -306,6 +318,8 @@ def run_search(args: argparse.Namespace) -> int:
                        "%s images per class", per_class, args.split, counts)
     settings = {"patch_size": args.patch_size, "method": args.method, "shard": list(shard) if shard else None,
                 "amp": args.amp, "top_percent": max(tops) if args.method == "fast" else None}
+    if args.method == "fast":
+        settings.update({"fast_margin": args.fast_margin, "fast_order": args.fast_order})
     key = _request_key(args.checkpoint, images, labels, settings)
 
     # The folder is made only once every input has been checked.
@@ -321,7 +335,7 @@ def run_search(args: argparse.Namespace) -> int:
                             patch_size=args.patch_size, method=args.method, batch_size=args.batch_size,
                             device=args.device, amp=args.amp, channels_last=args.channels_last,
                             progress=not args.no_progress, checkpoint_path=checkpoint_path, shard=shard,
-                            top_percent=max(tops))
+                            top_percent=max(tops), fast_margin=args.fast_margin, fast_order=args.fast_order)
         except InvalidInputError as exc:
             if not str(exc).startswith("Invalid checkpoint_path"):
                 raise

@@ -763,7 +763,8 @@ def search(model: torch.nn.Module, images: torch.Tensor, labels, *, num_classes:
            channels_last: bool = False, progress: bool = True, checkpoint_path=None,
            checkpoint_every: int = 20, checkpoint_seconds: float = 60.0, shard=None,
            noise_floor: str | float | None = None, floor_factor: float = 4.0, top_percent: float = 5.0,
-           fast_initial: float = 4.0, fast_subset: int = 3, fast_margin: float = 1.0,
+           fast_initial: float = 6.0, fast_subset: int = 1, fast_margin: float = 1.0,
+           fast_order: str = "loss",
            seed: int = 0) -> SearchResult:
     """Compute the loss of ``model`` on each class's images with each frequency patch removed.
 
@@ -800,35 +801,42 @@ def search(model: torch.nn.Module, images: torch.Tensor, labels, *, num_classes:
         fast_initial: candidates of the fast method: the ``fast_initial * k``
             units of largest first-order rise and as many of largest fall,
             where ``k`` is the number of units in ``top_percent``.
-        fast_subset: hardest images per class (largest unfiltered loss) on
-            which the fast method evaluates every candidate exactly.
-        fast_margin: width of the fast method's uncertainty interval, in
-            units of the summed absolute first-order changes of the other
-            images; larger verifies more candidates on all images.
+        fast_subset: images per class (largest unfiltered loss first) on
+            which the fast method first evaluates every candidate exactly.
+        fast_margin: half-width of the fast method's interval, in units of
+            the summed absolute first-order changes of the images not yet
+            evaluated. A larger margin evaluates more candidates on more images.
+        fast_order: order in which the fast method adds images to a
+            candidate after the first ``fast_subset``: ``"loss"`` (decreasing
+            unfiltered loss, the same for every candidate) or
+            ``"first_order"`` (decreasing absolute first-order change of
+            that candidate, which narrows its interval fastest).
         seed: seed of the perturbations of the noise floor.
 
     Returns:
         A :class:`SearchResult`; ``loss_maps`` is ``(K, H, W)`` in the centred layout.
 
     Note:
-        ``method="fast"`` screens, races and verifies (:func:`_fast_evaluate`).
-        It computes the first-order change of every image's loss for every
-        unit (one float64 forward and backward pass per image). The
-        candidates are the ``fast_initial * k`` units of largest first-order
-        rise and as many of largest fall. Each candidate is evaluated exactly
-        on the ``fast_subset`` images of largest loss; its estimate adds the
-        first-order changes of the other images, with an uncertainty of
-        ``fast_margin`` times their absolute sum. Only candidates whose
-        interval contains the ``k``-th or ``(k + 1)``-th largest estimate (or
-        the noise floor, when that is higher) are evaluated on the remaining
-        images, the widest first, until no interval straddles a boundary.
-        Candidates clearly inside the map keep their estimate, and
-        ``estimated`` marks them; units never screened in count as below the
-        floor. It is a heuristic: the interval is not a bound, and a unit
-        outside the candidates is missed. ``metadata["interval_misses"]``
-        counts per class the verified candidates whose exact value fell
-        outside their interval (also logged as a warning): a non-zero count
-        says the first-order changes were a poor guide for that class.
+        ``method="fast"`` screens, then evaluates each candidate on more
+        images only while it may cross the map's boundary
+        (:func:`_fast_evaluate`). It computes the first-order change of
+        every image's loss for every unit (one float64 forward and backward
+        pass per image). The candidates are the ``fast_initial * k`` units
+        of largest first-order rise and as many of largest fall. Each is
+        evaluated exactly on the ``fast_subset`` images of largest loss.
+        Its estimate adds the first-order changes of the other images, with
+        an interval of ``fast_margin`` times their absolute sum. A candidate
+        whose interval contains the ``k``-th or ``(k + 1)``-th largest
+        estimate (or the noise floor, when that is higher) is evaluated on
+        twice as many images, in order of decreasing loss, until no interval
+        contains a boundary or it has seen every image. Values on all
+        images are exact, the others are estimates, and ``estimated`` marks
+        them; units never screened in count as below the floor. It is a
+        heuristic: the interval is not a bound, and a unit outside the
+        candidates is missed. ``metadata["interval_misses"]`` counts per
+        class the refinements whose new estimate fell outside the previous
+        interval (also logged as a warning). A non-zero count says the
+        first-order changes were a poor guide for that class.
 
         ``metadata["forward_equivalents"]`` counts the compute: one per
         image per removal evaluated, one per image for the per-image losses,
@@ -871,6 +879,7 @@ def search(model: torch.nn.Module, images: torch.Tensor, labels, *, num_classes:
     if method == "fast":
         fast_initial = check_number(fast_initial, "fast_initial", minimum=1.0)
         fast_margin = check_number(fast_margin, "fast_margin", minimum=0.0)
+        check_choice(fast_order, "fast_order", ("loss", "first_order"))
         if isinstance(fast_subset, bool) or not isinstance(fast_subset, (int, np.integer)) or fast_subset < 1:
             raise InvalidInputError(
                 f"Invalid fast_subset: expected an int of at least 1 (hardest images per class evaluated "
@@ -913,6 +922,7 @@ def search(model: torch.nn.Module, images: torch.Tensor, labels, *, num_classes:
         layout = unit_layout(size, patch_size)
         settings = {"patch_size": patch_size, "method": method, "shard": shard, "top_percent": top_percent,
                     "fast_initial": fast_initial, "fast_subset": fast_subset, "fast_margin": fast_margin,
+                    "fast_order": fast_order,
                     "amp": amp,
                     "dtype": str(dtype)}
         key = _fingerprint(model, images, labels, settings) if checkpoint_path is not None else ""
@@ -963,21 +973,34 @@ def search(model: torch.nn.Module, images: torch.Tensor, labels, *, num_classes:
                     bar.update(len(chunk))
 
             def subset_changes(units: np.ndarray, index: np.ndarray, own: torch.Tensor) -> np.ndarray:
-                """Return the ``(Q, m)`` exact change of the loss of images ``index`` (``own``: their losses)."""
-                x_sub, s_sub = xs[index], spectrum[index]
-                per_chunk, image_chunk = _chunks(len(units), len(index), batch_size)
-                out = torch.empty(len(units), len(index), dtype=torch.float64, device=device)
+                """Return the ``(Q, m)`` exact change of the loss of some images (``own``: their losses).
+
+                ``index`` is ``(m,)`` (the same images for every unit) or
+                ``(Q, m)`` (row ``q`` for unit ``q``).
+                """
+                shared = index.ndim == 1
+                count = index.shape[-1]
+                per_chunk, image_chunk = _chunks(len(units), count, batch_size)
+                out = torch.empty(len(units), count, dtype=torch.float64, device=device)
                 for q0 in range(0, len(units), per_chunk):
                     chunk = units[q0:q0 + per_chunk]
-                    for b0 in range(0, len(index), image_chunk):
-                        inputs = _removal_inputs(x_sub[b0:b0 + image_chunk], s_sub[b0:b0 + image_chunk],
-                                                 layout, chunk)
+                    for b0 in range(0, count, image_chunk):
+                        if shared:
+                            rows = index[b0:b0 + image_chunk]
+                            inputs = _removal_inputs(xs[rows], spectrum[rows], layout, chunk)
+                        else:
+                            parts = []
+                            for q, unit in enumerate(chunk):
+                                rows = index[q0 + q, b0:b0 + image_chunk]
+                                parts.append(_removal_inputs(xs[rows], spectrum[rows], layout, np.array([unit])))
+                            inputs = torch.cat(parts)
                         logits = evaluator.logits(inputs).double()
                         target = torch.full((inputs.shape[0],), k, device=device, dtype=torch.long)
                         out[q0:q0 + len(chunk), b0:b0 + image_chunk] = F.cross_entropy(
                             logits, target, reduction="none").view(len(chunk), -1)
-                forwards[0] += len(units) * len(index)
-                return (out - own[index][None]).cpu().numpy()
+                forwards[0] += len(units) * count
+                reference = own[torch.as_tensor(index, device=own.device)]
+                return (out - (reference[None] if shared else reference)).cpu().numpy()
 
             if method == "exact":
                 evaluate(units_all)
@@ -992,16 +1015,16 @@ def search(model: torch.nn.Module, images: torch.Tensor, labels, *, num_classes:
                 changes, exact_done, misses = _fast_evaluate(
                     lambda units, index: subset_changes(units, index, image_losses), image_scores,
                     image_losses.cpu().numpy(), floors[k], layout, top_percent, fast_initial, fast_subset,
-                    fast_margin)
+                    fast_margin, fast_order)
                 checkpoint.first_order[k] = image_scores.mean(axis=0)
                 checkpoint.estimated[k] = np.isfinite(changes) & ~exact_done
                 checkpoint.losses[k] = baseline[k] + changes
                 checkpoint.misses[k] = misses
                 if misses:
                     logger.warning(
-                        "class %d: %d of %d verified estimates of the fast search fell outside their interval, "
+                        "class %d: %d refined estimates of the fast search fell outside their previous interval, "
                         "so its map may differ from the exact one; raise fast_margin or use method='exact'",
-                        k, misses, int(exact_done.sum()))
+                        k, misses)
                 checkpoint.save()
                 bar.update(1)
         bar.close()
@@ -1024,7 +1047,8 @@ def search(model: torch.nn.Module, images: torch.Tensor, labels, *, num_classes:
     }
     if method == "fast":
         metadata.update({"top_percent": top_percent, "fast_initial": fast_initial, "fast_subset": fast_subset,
-                         "fast_margin": fast_margin, "interval_misses": checkpoint.misses.tolist()})
+                         "fast_margin": fast_margin, "fast_order": fast_order,
+                         "interval_misses": checkpoint.misses.tolist()})
     metadata["forward_equivalents"] = int(forwards[0])
     metadata["exhaustive_forward_equivalents"] = int(layout.n_units * counts.sum())
     return SearchResult(unit_losses=losses, baseline_loss=baseline, counts=counts, noise_floor=floors,
@@ -1034,8 +1058,8 @@ def search(model: torch.nn.Module, images: torch.Tensor, labels, *, num_classes:
 
 def _fast_evaluate(subset_changes, image_scores: np.ndarray, image_losses: np.ndarray, floor: float,
                    layout: UnitLayout, top_percent: float, pool: float, subset: int,
-                   margin: float) -> tuple[np.ndarray, np.ndarray]:
-    """Screen, race on the hardest images, and verify the candidates near the map's boundary.
+                   margin: float, order_by: str = "loss") -> tuple[np.ndarray, np.ndarray, int]:
+    """Screen, then evaluate candidates on more images only while they may cross the map's boundary.
 
     ``subset_changes(units, index)`` returns the ``(Q, m)`` exact change of
     the loss of images ``index`` with each unit removed. ``image_scores`` is
@@ -1049,25 +1073,28 @@ def _fast_evaluate(subset_changes, image_scores: np.ndarray, image_losses: np.nd
        along the removal, and there the second-order term can turn the
        exact change into a large rise (seen on saturated models, for
        removals of high frequencies).
-    2. Racing: each candidate is evaluated exactly on the ``subset`` images
-       of largest unfiltered loss. Its estimate of the class-mean change is
-       the sum of these exact changes plus the first-order changes ``f_i``
-       of the other images, divided by ``B``. Its interval is the estimate
-       plus or minus ``margin * sum_i |f_i| / B`` over the other images.
-       On the models of ``bench/bench_search.py`` the images of largest
-       loss carried much of a class's loss change, because a saturated
-       softmax makes the change of a confident image small.
-    3. Verification: the boundaries are the ``k``-th and ``(k + 1)``-th
-       largest current values, each raised to ``floor`` when below it.
-       While some unverified candidate's interval contains a boundary,
-       up to ``ceil(k / 4)`` of them, widest interval first, are
-       evaluated on the other images, which makes their value exact.
+    2. Estimates: the class's images are ordered by decreasing unfiltered
+       loss. A candidate evaluated exactly on the first ``n`` images has
+       the estimate ``(sum of those exact changes + sum of the first-order
+       changes f_i of the other images) / B`` and the interval of half-width
+       ``margin * sum_i |f_i| / B`` over the other images. Every candidate
+       starts with ``n = subset``. On the models of
+       ``bench/bench_search.py`` the images of largest loss carried much of
+       a class's loss change, because a saturated softmax makes the change
+       of a confident image small.
+    3. Refinement: the boundaries are the ``k``-th and ``(k + 1)``-th
+       largest estimates, each raised to ``floor`` when below it. While
+       some candidate's interval contains a boundary, up to ``ceil(k / 4)``
+       of them, widest interval first, are evaluated on twice as many
+       images (all ``B`` at most, which makes their value exact). With
+       ``order_by="first_order"`` the images after the first ``subset``
+       are added per candidate in order of decreasing ``|f_i|``.
 
     Returns:
         ``(changes, exact, misses)``: the ``(U,)`` loss changes (exact or
         estimated; NaN for units that were not candidates), the ``(U,)``
-        bool mask of the exact ones, and the number of verified candidates
-        whose exact value fell outside their interval.
+        bool mask of the exact ones, and the number of refinements whose
+        new estimate fell outside the previous interval.
     """
     count, n_units = image_scores.shape
     height, width = layout.size
@@ -1078,35 +1105,58 @@ def _fast_evaluate(subset_changes, image_scores: np.ndarray, image_losses: np.nd
     size = min(n_units, max(k_units, math.ceil(pool * k_units)))
     falls = order[::-1][:size]
     candidates = np.concatenate([order[:size], falls[~np.isin(falls, order[:size])]])
-    hard = np.sort(np.argsort(-image_losses, kind="stable")[:min(subset, count)])
-    easy = np.setdiff1d(np.arange(count), hard)
-    hard_sum = subset_changes(candidates, hard).sum(axis=1)  # (Q,)
-    easy_scores = image_scores[easy][:, candidates]  # (B - m, Q)
-    values = (hard_sum + easy_scores.sum(axis=0)) / count
-    width_ = margin * np.abs(easy_scores).sum(axis=0) / count
-    exact = np.full(len(candidates), easy.size == 0)
+
+    images = np.argsort(-image_losses, kind="stable")  # hardest first
+    shared = order_by == "loss"
+    start_count = min(subset, count)
+    # (B, Q): the images of each candidate in the order they are evaluated.
+    orders = np.repeat(images[:, None], len(candidates), axis=1)
+    if not shared:
+        rest = images[start_count:]
+        by_size = np.argsort(-np.abs(image_scores[rest][:, candidates]), axis=0, kind="stable")
+        orders[start_count:] = rest[by_size]
+    first = np.take_along_axis(image_scores[:, candidates], orders, axis=0)  # (B, Q)
+    zero = np.zeros((1, len(candidates)))
+    first_sum = np.concatenate([zero, np.cumsum(first, axis=0)])  # (B + 1, Q) prefix sums
+    first_abs = np.concatenate([zero, np.cumsum(np.abs(first), axis=0)])
+    columns = np.arange(len(candidates))
+    done = np.full(len(candidates), start_count)  # images evaluated exactly, per candidate
+    exact_sum = subset_changes(candidates, images[:start_count]).sum(axis=1)  # (Q,)
+
+    def estimate() -> tuple[np.ndarray, np.ndarray]:
+        rest = first_sum[count] - first_sum[done, columns]
+        spread = first_abs[count] - first_abs[done, columns]
+        return (exact_sum + rest) / count, margin * spread / count
+
     misses = 0
     step = max(1, math.ceil(k_units / 4))
-    while not exact.all():
+    while True:
+        values, half = estimate()
         ranked = np.sort(values)[::-1]
         bounds = [max(ranked[min(k_units, len(ranked)) - 1], floor)]
         if len(ranked) > k_units:
             bounds.append(max(ranked[k_units], floor))
-        low, high = values - width_, values + width_
-        straddle = ~exact & np.any([(low < b) & (high > b) for b in bounds], axis=0)
+        low, high = values - half, values + half
+        straddle = (done < count) & np.any([(low < b) & (high > b) for b in bounds], axis=0)
         if not straddle.any():
             break
         pick = np.flatnonzero(straddle)
-        pick = pick[np.argsort(-width_[pick], kind="stable")[:step]]
-        verified = (hard_sum[pick] + subset_changes(candidates[pick], easy).sum(axis=1)) / count
-        misses += int(np.sum(np.abs(verified - values[pick]) > width_[pick]))
-        values[pick] = verified
-        exact[pick] = True
+        pick = pick[np.argsort(-half[pick], kind="stable")[:step]]
+        starts = done[pick].copy()
+        for start in np.unique(starts):
+            group = pick[starts == start]
+            stop = min(count, 2 * int(start))
+            index = orders[start:stop, group[0]] if shared else orders[start:stop, group].T
+            exact_sum[group] += subset_changes(candidates[group], index).sum(axis=1)
+            done[group] = stop
+        refined, _ = estimate()
+        misses += int(np.sum(np.abs(refined[pick] - values[pick]) > half[pick]))
+    values, _ = estimate()
     changes = np.full(n_units, np.nan)
     changes[candidates] = values
-    done = np.zeros(n_units, dtype=bool)
-    done[candidates] = exact
-    return changes, done, misses
+    exact = np.zeros(n_units, dtype=bool)
+    exact[candidates] = done == count
+    return changes, exact, misses
 
 
 def merge_results(results: Sequence[SearchResult]) -> SearchResult:
