@@ -129,8 +129,9 @@ print("test recall per class: " + ", ".join(f"{name} {value:.2f}" for name, valu
 # per class, frequency pair and image. `method="fast"` is fslib's own
 # screening, not the paper's. It ranks all pairs by a first-order estimate
 # of the loss change (one gradient per image) and evaluates the best
-# candidates exactly on the class's images of largest loss. Only the
-# candidates near the map's boundary are then evaluated on every image.
+# candidates exactly on the class's image of largest loss. Only candidates
+# that may still cross the map's boundary get more images, twice as many
+# per round, up to every image.
 # ```
 
 # %%
