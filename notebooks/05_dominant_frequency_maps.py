@@ -239,7 +239,9 @@ compute_share = fast.metadata["forward_equivalents"] / exact.metadata["forward_e
 print(f"removals evaluated on every image: exact {exact.exact_evaluations:,}, fast {fast.exact_evaluations:,}")
 print(f"compute: the fast search used {100 * compute_share:.1f}% of the exact search's ({1 / compute_share:.1f}x less)")
 misses = dict(zip(classes, fast.metadata["interval_misses"]))
-print("verified estimates outside their interval, per class:", misses)
+refinements = dict(zip(classes, fast.metadata["refinements"]))
+print("refined estimates outside their previous interval, per class:",
+      {name: f"{misses[name]} of {refinements[name]}" for name in classes})
 print(f"wall time: exact {exact_seconds:.1f} s, fast {fast_seconds:.1f} s, speed-up {speedup:.1f}x")
 glue_figure("dfm_fast_maps", dfm.plot_dfm(fast_maps, classes), out)
 
@@ -253,9 +255,10 @@ glue_figure("dfm_fast_maps", dfm.plot_dfm(fast_maps, classes), out)
 # A Jaccard index of 1 means identical maps. An index below 1 with a recall
 # of 1 means that the maps differ only in tied frequencies, whose order the
 # tie rule decides. A recall below 1 means that the screening missed a
-# frequency whose exact loss rise is measurable. A class with many verified
-# estimates outside their interval is one where the first-order estimate is a
-# poor guide, and its fast map is the least reliable. The fast method's wall
+# frequency whose exact loss rise is measurable. A class where many refined
+# estimates fell outside their previous interval is one where the
+# first-order estimate is a poor guide, and its fast map is the least
+# reliable. The fast method's wall
 # time includes its gradient pass and the noise floor, so its speed-up can
 # differ from its compute share.
 #
@@ -337,7 +340,7 @@ keys = {
     "exact_evaluations_exact, exact_evaluations_fast": "(class, frequency) removals evaluated on every image",
     "compute_share_fast": "images through the model in the fast search over those of the exact search",
     "forward_equivalents_fast": "images through the model in the fast search (gradient pass: 3 per image)",
-    "interval_misses_fast": "per class, verified estimates of the fast search outside their interval",
+    "interval_misses_fast": "per class, refined estimates of the fast search outside their previous interval",
     "search_seconds_exact, search_seconds_fast, search_speedup": "wall time of each search and their ratio",
 }
 for key, meaning in keys.items():

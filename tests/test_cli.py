@@ -54,3 +54,13 @@ def test_existing_path_is_one_line_error(monkeypatch, capsys):
     monkeypatch.setattr(synth_cli, "run", occupied)
     assert main(["synth", "--preset", "syn1", "--out", "out"]) == 2
     assert capsys.readouterr().err.startswith("fslib synth: error: [Errno 17]")
+
+
+def test_usage_error_is_one_line(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["dfm", "search", "--method", "slow"])
+    assert stop.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("fslib dfm search: error: argument --method: invalid choice: 'slow'")
+    assert lines[0].endswith("Run 'fslib dfm search --help' for the options.")

@@ -140,9 +140,24 @@ def test_search_fast_options_recorded(run_inputs, tmp_path):
     assert metadata["fast_margin"] == 2.0
 
 
-@pytest.mark.parametrize("value", ["-1", "nan"])
+@pytest.mark.parametrize("value", ["-1", "nan", "0"])
 def test_search_bad_fast_margin_leaves_no_folder(run_inputs, tmp_path, capsys, value):
     argv = _search_argv(run_inputs, tmp_path / "out", "--method", "fast", "--fast-margin", value)
     assert main(argv) == 2
     assert "Invalid --fast-margin" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_search_fast_option_needs_fast_method(run_inputs, tmp_path, capsys):
+    assert main(_search_argv(run_inputs, tmp_path / "out", "--fast-order", "first_order")) == 2
+    assert "Invalid --fast-order" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_search_fast_rerun_names_changed_top(run_inputs, tmp_path, capsys):
+    out = tmp_path / "fast"
+    assert main(_search_argv(run_inputs, out, "--method", "fast")) == 0
+    argv = _search_argv(run_inputs, out, "--method", "fast")
+    argv[argv.index("--top") + 1] = "10"
+    assert main(argv) == 2
+    assert "changed: top_percent 5.0 -> 10.0" in capsys.readouterr().err

@@ -483,9 +483,20 @@ def test_fast_refinement_matches_loop_version(seed):
         pairs[0] += len(units) * len(index)
         return changes[index][:, units].T
 
-    values, exact, _ = _fast_evaluate(subset_changes, first, losses, 0.0, layout, 30.0, 1.5, 1, 1.0)
+    values, exact, _, _ = _fast_evaluate(subset_changes, first, losses, 0.0, layout, 30.0, 1.5, 1, 1.0)
     expected, expected_exact, expected_pairs = reference_refinement(changes, first, losses, 0.0, layout, 30.0,
                                                                     1.5, 1, 1.0)
     np.testing.assert_allclose(values, expected, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(exact, expected_exact)
     assert pairs[0] == expected_pairs
+
+
+def test_compare_maps_compute_ratio():
+    model = tiny_model()
+    images, labels = tiny_data(8, 8, per_class=6)
+    exact = search(model, images, labels, progress=False)
+    fast = search(model, images, labels, method="fast", top_percent=10, progress=False)
+    comparison = compare_maps(fast, exact, 10)
+    expected = exact.metadata["forward_equivalents"] / fast.metadata["forward_equivalents"]
+    assert comparison["compute_ratio"] == pytest.approx(expected)
+    assert exact.metadata["forward_equivalents"] == unit_layout((8, 8), 1).n_units * images.shape[0]

@@ -21,9 +21,20 @@ from .. import __version__
 from ..errors import FslibError
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument parser whose usage errors are one line that points to ``--help``.
+
+    Subcommand parsers are made with the class of their parent, so every
+    ``fslib`` command shares it.
+    """
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}. Run '{self.prog} --help' for the options.\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the top-level parser with every subcommand module of this package."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fslib",
         description="Frequency shortcuts in image classification: data, filtering, "
         "class-wise spectra, dominant frequency maps, training and the companion book.",

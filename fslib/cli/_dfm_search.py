@@ -22,7 +22,7 @@ _PRESETS = ("syn1", "syn2", "syn3", "syn4")
 _RESULT_FILE = "loss_maps.npz"
 _CHECKPOINT_FILE = "search_checkpoint.pt"
 _DATA_HELP = ("data set: a synthetic preset (syn1..syn4), 'photos' (the embedded real-photo set), "
-              "a folder written by fslib.synthetic.save_dataset, or an image folder (<class>/*.png, "
+              "a folder written by 'fslib synth', or an image folder (<class>/*.png, "
               "optionally under <split>/)")
 
 
@@ -39,15 +39,21 @@ def register(subparsers) -> None:
                         help="search with the first N images of each class of the split, in file order, "
                         "as the book's DFM chapter does with search_per_class (default: every image)")
     search.add_argument("--top", type=float, action="append",
-                        help="percent of the spectrum kept in the DFM; repeat for several maps (default: 5)")
+                        help="percent of the spectrum kept in the DFM; repeat for several maps (default: 5). "
+                        "The fast method ranks the largest value correctly, so search each value on its own "
+                        "for the best fast maps")
     search.add_argument("--ties", choices=("fill", "exclude"), default="fill",
                         help="fill the top share with changes below the noise floor, or leave them out (default: fill)")
     search.add_argument("--method", choices=("exact", "fast"), default="exact",
-                        help="exact: every patch; fast: first-order screening, then exact on the candidates")
-    search.add_argument("--fast-margin", type=float, default=1.0,
+                        help="exact: every patch on every image (default); fast: first-order screening, then "
+                        "exact evaluations on more images only for candidates near the map's boundary")
+    search.add_argument("--fast-initial", type=float, metavar="F",
+                        help="fast method: candidates are F times k patches of largest first-order rise and "
+                        "as many of largest fall, k patches being the top percent (default: 6)")
+    search.add_argument("--fast-margin", type=float, metavar="M",
                         help="fast method: half-width of a candidate's interval, in units of the summed absolute "
                         "first-order changes of the images it has not seen; larger is closer to exact (default: 1)")
-    search.add_argument("--fast-order", choices=("loss", "first_order"), default="loss",
+    search.add_argument("--fast-order", choices=("loss", "first_order"),
                         help="fast method: order in which a candidate gets more images, by unfiltered loss or by "
                         "its own first-order changes (default: loss)")
     search.add_argument("--shard", metavar="I/N", help="evaluate only shard I of N (0-based); join with 'fslib dfm merge'")
@@ -74,7 +80,7 @@ def register(subparsers) -> None:
 
     evaluate = subparsers.add_parser(
         "evaluate", help="TPR and FPR of a model on images filtered with each class's DFM",
-        description="Apply each class's DFM to all test images; report per class the share of its images "
+        description="Apply each class's DFM to all images of the split (--split); report per class the share of its images "
         "still recognised (TPR) and the share of other images now assigned to it (FPR).",
     )
     _add_model_data(evaluate)
@@ -265,11 +271,38 @@ def _request_key(checkpoint: str, images: torch.Tensor, labels: torch.Tensor, se
     return digest.hexdigest()
 
 
-def _finished_result(out: Path, key: str):
+def _fast_options(args: argparse.Namespace) -> dict:
+    """Return the fast method's keyword arguments of :func:`fslib.dfm.search.search` from the options."""
+    options = {"--fast-initial": args.fast_initial, "--fast-margin": args.fast_margin, "--fast-order": args.fast_order}
+    if args.method != "fast":
+        named = [name for name, value in options.items() if value is not None]
+        if named:
+            raise InvalidInputError(
+                f"Invalid {named[0]}: the fast method's options apply to --method fast only, got --method "
+                f"{args.method}. Add --method fast, or leave out {', '.join(named)}."
+            )
+        return {}
+    initial = 6.0 if args.fast_initial is None else args.fast_initial
+    margin = 1.0 if args.fast_margin is None else args.fast_margin
+    if not math.isfinite(initial) or initial < 1:
+        raise InvalidInputError(
+            f"Invalid --fast-initial: {initial} is not a finite number of at least 1. Pass e.g. --fast-initial 6."
+        )
+    if not math.isfinite(margin) or margin <= 0:
+        raise InvalidInputError(
+            f"Invalid --fast-margin: {margin} is not a finite number above 0 (at 0 no candidate gets more "
+            "images and misses cannot be counted). Pass e.g. --fast-margin 1, or more for maps closer to "
+            "the exact ones."
+        )
+    return {"fast_initial": initial, "fast_margin": margin, "fast_order": args.fast_order or "loss"}
+
+
+def _finished_result(out: Path, key: str, settings: dict):
     """Return the finished search result in ``out`` when it was made for ``key``, else ``None``.
 
     A result saved for another request is an error, so that a rerun with a
     changed checkpoint, data set or setting never mixes with the old result.
+    The message names the settings that differ when the result records them.
     """
     from ..dfm.search import SearchResult
 
@@ -283,9 +316,13 @@ def _finished_result(out: Path, key: str):
         # resumes from the checkpoint when one is left.
         return None
     if saved_key != key:
+        saved = result.metadata.get("request") or {}
+        changed = [f"{name} {saved.get(name)!r} -> {value!r}" for name, value in settings.items()
+                   if name in saved and saved[name] != value]
+        difference = ("; changed: " + ", ".join(changed)) if changed else " (another checkpoint or data set)"
         raise InvalidInputError(
-            f"Invalid --out: {out} contains the result of a finished search of another checkpoint, data set "
-            f"or setting ({path}). Pass another --out, or delete {path} to replace that result."
+            f"Invalid --out: {out} contains the result of a finished search of another request{difference}. "
+            f"Pass another --out, or delete {path} to replace that result."
         )
     return result
 
@@ -302,11 +339,7 @@ def run_search(args: argparse.Namespace) -> int:
     tops = _check_tops(args.top)
     shard = _parse_shard(args.shard)
     per_class = _check_per_class(args.per_class)
-    if not math.isfinite(args.fast_margin) or args.fast_margin < 0:
-        raise InvalidInputError(
-            f"Invalid --fast-margin: {args.fast_margin} is not a finite number of at least 0. Pass e.g. "
-            "--fast-margin 1, or a larger value for maps closer to the exact ones."
-        )
+    fast = _fast_options(args)
     model, meta, images, labels, names = _load_model_and_data(args, per_class)
     try:
         check_patch_size(tuple(images.shape[-2:]), args.patch_size)
@@ -318,16 +351,18 @@ def run_search(args: argparse.Namespace) -> int:
                        "%s images per class", per_class, args.split, counts)
     settings = {"patch_size": args.patch_size, "method": args.method, "shard": list(shard) if shard else None,
                 "amp": args.amp, "top_percent": max(tops) if args.method == "fast" else None}
-    if args.method == "fast":
-        settings.update({"fast_margin": args.fast_margin, "fast_order": args.fast_order})
+    settings.update(fast)
+    settings["per_class"] = per_class
     key = _request_key(args.checkpoint, images, labels, settings)
 
     # The folder is made only once every input has been checked.
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint_path = out / _CHECKPOINT_FILE
-    result = _finished_result(out, key)
+    result = _finished_result(out, key, settings)
     reused = result is not None
+    if result is None and checkpoint_path.is_file():
+        print(f"resuming the stopped search from {checkpoint_path}")
     if result is None:
         start = time.perf_counter()
         try:
@@ -335,7 +370,7 @@ def run_search(args: argparse.Namespace) -> int:
                             patch_size=args.patch_size, method=args.method, batch_size=args.batch_size,
                             device=args.device, amp=args.amp, channels_last=args.channels_last,
                             progress=not args.no_progress, checkpoint_path=checkpoint_path, shard=shard,
-                            top_percent=max(tops), fast_margin=args.fast_margin, fast_order=args.fast_order)
+                            top_percent=max(tops), **fast)
         except InvalidInputError as exc:
             if not str(exc).startswith("Invalid checkpoint_path"):
                 raise
@@ -345,6 +380,7 @@ def run_search(args: argparse.Namespace) -> int:
             ) from None
         result.metadata.update({"classes": names, "checkpoint": str(args.checkpoint), "data": args.data,
                                 "split": args.split, "per_class": per_class, "request_key": key,
+                                "request": settings,
                                 "search_seconds": time.perf_counter() - start})
         result.save(out / _RESULT_FILE)
     # The saved result replaces the checkpoint, also when an earlier run stopped before deleting it.
@@ -363,11 +399,13 @@ def run_search(args: argparse.Namespace) -> int:
         extra = {"checkpoint": str(args.checkpoint), "data": args.data, "split": args.split, "method": args.method}
         metrics["maps"] = _write_maps(result, out, tops, args.ties, names, args.authors_format, extra)
     _write_json(out / "metrics.json", metrics)
+    share = result.metadata["forward_equivalents"] / result.metadata["exhaustive_forward_equivalents"]
+    cost = (f"{result.metadata['forward_equivalents']:,} images through the model ({100 * share:.1f}% of an "
+            f"exhaustive search) in {seconds:.1f} s")
     if reused:
-        print(f"wrote {out}: reused the finished search in {out / _RESULT_FILE} "
-              f"({result.exact_evaluations} exact evaluations in {seconds:.1f} s)")
+        print(f"wrote {out}: reused the finished search in {out / _RESULT_FILE} ({cost})")
     else:
-        print(f"wrote {out}: {result.exact_evaluations} exact evaluations in {seconds:.1f} s")
+        print(f"wrote {out}: {cost}")
     return 0
 
 

@@ -1,4 +1,10 @@
-"""Dominant frequency maps (DFMs): files, search and shortcut evaluation."""
+"""Dominant frequency maps (DFMs): files, search and shortcut evaluation.
+
+The public names are available here, e.g. ``fslib.dfm.search`` (the search
+function) and ``fslib.dfm.SearchResult``. The function hides the module of
+the same name as an attribute, so import the module's other names with
+``from fslib.dfm.search import ...``.
+"""
 
 from .io import (
     DFM_FORMAT_VERSION,

@@ -691,6 +691,7 @@ class _Checkpoint:
         self.estimated = np.zeros(shape, dtype=bool)
         self.first_order = np.full(shape, np.nan)
         self.misses = np.zeros(shape[0], dtype=np.int64)
+        self.refinements = np.zeros(shape[0], dtype=np.int64)
         if self.path is not None and self.path.is_file():
             state = torch.load(self.path, map_location="cpu", weights_only=True)
             if state.get("key") != key:
@@ -703,6 +704,7 @@ class _Checkpoint:
                 self.estimated = state["estimated"].numpy().copy()
                 self.first_order = state["first_order"].numpy().copy()
                 self.misses = state["misses"].numpy().copy()
+                self.refinements = state["refinements"].numpy().copy()
             logger.info("resuming from %s: %d evaluations done", self.path, int(np.isfinite(self.losses).sum()))
 
     def record(self, k: int, units: np.ndarray, values: np.ndarray) -> None:
@@ -720,7 +722,8 @@ class _Checkpoint:
             torch.save({"key": self.key, "unit_losses": torch.as_tensor(self.losses),
                         "estimated": torch.as_tensor(self.estimated),
                         "first_order": torch.as_tensor(self.first_order),
-                        "misses": torch.as_tensor(self.misses)}, handle)
+                        "misses": torch.as_tensor(self.misses),
+                        "refinements": torch.as_tensor(self.refinements)}, handle)
         self.pending = 0
         self.last = time.monotonic()
 
@@ -776,9 +779,10 @@ def search(model: torch.nn.Module, images: torch.Tensor, labels, *, num_classes:
         labels: ``(N,)`` int class indices in ``[0, K)``.
         num_classes: ``K``; by default the model's output width.
         patch_size: side ``p`` of the square frequency patch; it must divide ``H`` and ``W``.
-        method: ``"exact"`` evaluates every unit. ``"fast"`` screens units with
-            a first-order estimate and evaluates only the best candidates on
-            all images (see Note).
+        method: ``"exact"`` evaluates every unit on every image.
+            ``"fast"`` screens units with a first-order estimate and evaluates
+            candidates on more images only while they may cross the map's
+            boundary (see Note).
         batch_size: inputs per forward pass (units x images); by default the
             largest that fits ``memory_bytes``, estimated from a trial forward.
         memory_bytes: memory budget of one forward pass.
@@ -835,8 +839,9 @@ def search(model: torch.nn.Module, images: torch.Tensor, labels, *, num_classes:
         heuristic: the interval is not a bound, and a unit outside the
         candidates is missed. ``metadata["interval_misses"]`` counts per
         class the refinements whose new estimate fell outside the previous
-        interval (also logged as a warning). A non-zero count says the
-        first-order changes were a poor guide for that class.
+        interval, out of ``metadata["refinements"]``. A warning is logged
+        when more than 5% of a class's refinements missed: the first-order
+        changes were then a poor guide for that class.
 
         ``metadata["forward_equivalents"]`` counts the compute: one per
         image per removal evaluated, one per image for the per-image losses,
@@ -1021,7 +1026,7 @@ def search(model: torch.nn.Module, images: torch.Tensor, labels, *, num_classes:
                 with torch.no_grad():
                     image_losses = F.cross_entropy(evaluator.logits(xs).double(), ys, reduction="none")
                 forwards[0] += xs.shape[0]
-                changes, exact_done, misses = _fast_evaluate(
+                changes, exact_done, misses, refinements = _fast_evaluate(
                     lambda units, index: subset_changes(units, index, image_losses), image_scores,
                     image_losses.cpu().numpy(), floors[k], layout, top_percent, fast_initial, fast_subset,
                     fast_margin, fast_order)
@@ -1029,11 +1034,14 @@ def search(model: torch.nn.Module, images: torch.Tensor, labels, *, num_classes:
                 checkpoint.estimated[k] = np.isfinite(changes) & ~exact_done
                 checkpoint.losses[k] = baseline[k] + changes
                 checkpoint.misses[k] = misses
-                if misses:
-                    logger.warning(
-                        "class %d: %d refined estimates of the fast search fell outside their previous interval, "
-                        "so its map may differ from the exact one; raise fast_margin or use method='exact'",
-                        k, misses)
+                checkpoint.refinements[k] = refinements
+                # NOTE: the 5% share is a judgement call. With the defaults on the models of
+                # bench/bench_search.py, at most 1.0% of a class's refinements missed on syn1 and syn4,
+                # up to 8.6% on a ResNet18 photo model and up to 21% on an under-trained photo CNN.
+                log = logger.warning if misses > 0.05 * max(1, refinements) else logger.info
+                log("class %d: %d of %d refined estimates of the fast search fell outside their previous "
+                    "interval, so its map may differ from the exact one. Raise the margin (fast_margin, "
+                    "--fast-margin) or use the exact method.", k, misses, refinements)
                 checkpoint.save()
                 bar.update(1)
         bar.close()
@@ -1057,7 +1065,8 @@ def search(model: torch.nn.Module, images: torch.Tensor, labels, *, num_classes:
     if method == "fast":
         metadata.update({"top_percent": top_percent, "fast_initial": fast_initial, "fast_subset": fast_subset,
                          "fast_margin": fast_margin, "fast_order": fast_order,
-                         "interval_misses": checkpoint.misses.tolist()})
+                         "interval_misses": checkpoint.misses.tolist(),
+                         "refinements": checkpoint.refinements.tolist()})
     metadata["forward_equivalents"] = int(forwards[0])
     metadata["exhaustive_forward_equivalents"] = int(layout.n_units * counts.sum())
     return SearchResult(unit_losses=losses, baseline_loss=baseline, counts=counts, noise_floor=floors,
@@ -1100,10 +1109,11 @@ def _fast_evaluate(subset_changes, image_scores: np.ndarray, image_losses: np.nd
        are added per candidate in order of decreasing ``|f_i|``.
 
     Returns:
-        ``(changes, exact, misses)``: the ``(U,)`` loss changes (exact or
-        estimated; NaN for units that were not candidates), the ``(U,)``
-        bool mask of the exact ones, and the number of refinements whose
-        new estimate fell outside the previous interval.
+        ``(changes, exact, misses, refinements)``: the ``(U,)`` loss changes
+        (exact or estimated; NaN for units that were not candidates), the
+        ``(U,)`` bool mask of the exact ones, the number of refinements
+        whose new estimate fell outside the previous interval, and the
+        number of refinements.
     """
     count, n_units = image_scores.shape
     height, width = layout.size
@@ -1137,7 +1147,7 @@ def _fast_evaluate(subset_changes, image_scores: np.ndarray, image_losses: np.nd
         spread = first_abs[count] - first_abs[done, columns]
         return (exact_sum + rest) / count, margin * spread / count
 
-    misses = 0
+    misses = refinements = 0
     step = max(1, math.ceil(k_units / 4))
     while True:
         values, half = estimate()
@@ -1160,12 +1170,13 @@ def _fast_evaluate(subset_changes, image_scores: np.ndarray, image_losses: np.nd
             done[group] = stop
         refined, _ = estimate()
         misses += int(np.sum(np.abs(refined[pick] - values[pick]) > half[pick]))
+        refinements += len(pick)
     values, _ = estimate()
     changes = np.full(n_units, np.nan)
     changes[candidates] = values
     exact = np.zeros(n_units, dtype=bool)
     exact[candidates] = done == count
-    return changes, exact, misses
+    return changes, exact, misses, refinements
 
 
 def merge_results(results: Sequence[SearchResult]) -> SearchResult:
@@ -1215,7 +1226,13 @@ def compare_maps(fast: SearchResult, exact: SearchResult, top_percent: float = 5
 
     Returns a dict with the per-class and mean Jaccard index of the two
     binary maps, the recall of the exact map's cells whose loss change lies
-    above the exact noise floor, and the exact evaluations each search spent.
+    above the exact noise floor, the removals each search evaluated on every
+    image (``fast_evaluations``, ``exact_evaluations`` and their ratio
+    ``evaluation_ratio``), and the compute ratio ``compute_ratio``: images
+    through the model (``metadata["forward_equivalents"]``) of ``exact``
+    over those of ``fast``, or None when a result does not record them. The
+    compute ratio is the fair cost comparison, because the fast method also
+    evaluates removals on some images only.
     """
     if fast.unit_losses.shape != exact.unit_losses.shape or fast.patch_size != exact.patch_size:
         raise InvalidInputError(
@@ -1238,4 +1255,7 @@ def compare_maps(fast: SearchResult, exact: SearchResult, top_percent: float = 5
         "exact_above_floor_in_map": relevant.numpy().astype(int).tolist(),
         "fast_evaluations": fast.exact_evaluations, "exact_evaluations": exact.exact_evaluations,
         "evaluation_ratio": exact.exact_evaluations / max(1, fast.exact_evaluations),
+        "compute_ratio": (exact.metadata["forward_equivalents"] / max(1, fast.metadata["forward_equivalents"])
+                          if "forward_equivalents" in exact.metadata and "forward_equivalents" in fast.metadata
+                          else None),
     }
