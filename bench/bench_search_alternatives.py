@@ -1,15 +1,15 @@
 """Alternatives to the fast search's first-order screening, measured against the exact search.
 
 The fast method (``fslib.dfm.search(..., method="fast")``) is measured by
-``bench_search.py``. This script measures the other ways to spend less than
-the exact search that its documentation discusses, on the same small CNN
-and data as part (d) of ``bench_search.py`` (syn1, syn4 and the real-photo
-set at 32 px, 40 test images per class, top 5%):
+``bench_search.py``. This script measures other ways to spend less than the
+exact search, which the documentation of ``fslib.dfm.search`` discusses. It
+uses the same small CNN and data as part (d) of ``bench_search.py``: syn1,
+syn4 and the real-photo set at 32 px, 40 test images per class, top 5%.
 
 (e) coarse-to-fine: exact search with 2x2 patches, then exact 1x1 values
-    inside the ``c`` best coarse patches; and 4x4, then 2x2 inside the
-    best 4x4 patches, then 1x1. Compute counts every patch evaluated on
-    all images of its class.
+    inside the ``c`` best coarse patches. A second variant goes from 4x4
+    to 2x2 inside the best 4x4 patches, then to 1x1. Compute counts every
+    patch evaluated on all images of its class.
 (f) image subsets: every unit evaluated exactly on ``m`` images of its
     class, drawn at random (the mean of those), or the ``m`` images of
     largest unfiltered loss with first-order changes for the others.

@@ -335,26 +335,17 @@ def test_fast_estimate_is_hard_images_plus_first_order():
     assert fast.unit_losses[k, unit] - fast.baseline_loss[k] == pytest.approx(expected, rel=1e-9, abs=1e-12)
 
 
-def test_fast_wide_margin_verifies_every_candidate():
-    # With every unit a candidate and an interval wider than any change, every value is exact.
+@pytest.mark.parametrize("order, subset, batch_size", [("loss", 2, None), ("first_order", 1, 5)])
+def test_fast_wide_margin_is_exact(order, subset, batch_size):
+    # With every unit a candidate and an interval wider than any change, every candidate is evaluated
+    # on all images, in the shared order or in its own ("first_order"), so every value is exact.
     model = tiny_model()
     images, labels = tiny_data(8, 8, per_class=6)
     exact = search(model, images, labels, progress=False)
     units = unit_layout((8, 8), 1).n_units
-    fast = search(model, images, labels, method="fast", top_percent=10, fast_subset=2, fast_initial=float(units),
-                  fast_margin=1e6, progress=False)
-    assert not fast.estimated.any()
-    np.testing.assert_allclose(fast.unit_losses, exact.unit_losses, rtol=0, atol=1e-12)
-
-
-def test_fast_first_order_order_wide_margin_is_exact():
-    # Each candidate adds images in its own order; with a wide interval every candidate sees all of them.
-    model = tiny_model()
-    images, labels = tiny_data(8, 8, per_class=6)
-    exact = search(model, images, labels, progress=False)
-    units = unit_layout((8, 8), 1).n_units
-    fast = search(model, images, labels, method="fast", top_percent=10, fast_initial=float(units),
-                  fast_margin=1e6, fast_order="first_order", batch_size=5, progress=False)
+    fast = search(model, images, labels, method="fast", top_percent=10, fast_subset=subset,
+                  fast_initial=float(units), fast_margin=1e6, fast_order=order, batch_size=batch_size,
+                  progress=False)
     assert not fast.estimated.any()
     np.testing.assert_allclose(fast.unit_losses, exact.unit_losses, rtol=0, atol=1e-12)
 
@@ -409,9 +400,9 @@ def test_forward_count_of_exact_search():
 
 
 def test_fast_forward_count():
-    # A forward hook counts every image the model sees. Per class of 6 images it sees, besides the
-    # removals: the baseline (6), the noise floor (3 x 6), the float64 copy's screening forward (6)
-    # and the per-image losses (6); the trial forward sees 2 images once. The compute counts the
+    # A forward hook counts the images passed to the model. Besides the removals, each class of
+    # 6 images adds the baseline (6), the noise floor (3 x 6), the float64 copy's screening forward (6)
+    # and the per-image losses (6), and the trial forward adds 2 images once. The compute counts the
     # screening as 3 per image plus the per-image losses, so it is the hook's count minus 2 x 6 per
     # class and minus the trial forward.
     model = tiny_model()

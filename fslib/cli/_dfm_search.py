@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import json
 import logging
 import math
@@ -40,7 +41,7 @@ def register(subparsers) -> None:
                         "as the book's DFM chapter does with search_per_class (default: every image)")
     search.add_argument("--top", type=float, action="append",
                         help="percent of the spectrum kept in the DFM; repeat for several maps (default: 5). "
-                        "The fast method ranks the largest value correctly, so search each value on its own "
+                        "The fast method is tuned to the largest value, so search each value on its own "
                         "for the best fast maps")
     search.add_argument("--ties", choices=("fill", "exclude"), default="fill",
                         help="fill the top share with changes below the noise floor, or leave them out (default: fill)")
@@ -282,8 +283,12 @@ def _fast_options(args: argparse.Namespace) -> dict:
                 f"{args.method}. Add --method fast, or leave out {', '.join(named)}."
             )
         return {}
-    initial = 6.0 if args.fast_initial is None else args.fast_initial
-    margin = 1.0 if args.fast_margin is None else args.fast_margin
+    from ..dfm.search import search
+
+    defaults = inspect.signature(search).parameters
+    initial = defaults["fast_initial"].default if args.fast_initial is None else args.fast_initial
+    margin = defaults["fast_margin"].default if args.fast_margin is None else args.fast_margin
+    order = defaults["fast_order"].default if args.fast_order is None else args.fast_order
     if not math.isfinite(initial) or initial < 1:
         raise InvalidInputError(
             f"Invalid --fast-initial: {initial} is not a finite number of at least 1. Pass e.g. --fast-initial 6."
@@ -294,7 +299,7 @@ def _fast_options(args: argparse.Namespace) -> dict:
             "images and misses cannot be counted). Pass e.g. --fast-margin 1, or more for maps closer to "
             "the exact ones."
         )
-    return {"fast_initial": initial, "fast_margin": margin, "fast_order": args.fast_order or "loss"}
+    return {"fast_initial": initial, "fast_margin": margin, "fast_order": order}
 
 
 def _finished_result(out: Path, key: str, settings: dict):

@@ -809,7 +809,8 @@ def search(model: torch.nn.Module, images: torch.Tensor, labels, *, num_classes:
             which the fast method first evaluates every candidate exactly.
         fast_margin: half-width of the fast method's interval, in units of
             the summed absolute first-order changes of the images not yet
-            evaluated. A larger margin evaluates more candidates on more images.
+            evaluated. A larger margin evaluates more candidates on more images;
+            0 refines no candidate, so no miss can be counted.
         fast_order: order in which the fast method adds images to a
             candidate after the first ``fast_subset``: ``"loss"`` (decreasing
             unfiltered loss, the same for every candidate) or
@@ -832,7 +833,7 @@ def search(model: torch.nn.Module, images: torch.Tensor, labels, *, num_classes:
         an interval of ``fast_margin`` times their absolute sum. A candidate
         whose interval contains the ``k``-th or ``(k + 1)``-th largest
         estimate (or the noise floor, when that is higher) is evaluated on
-        twice as many images, in order of decreasing loss, until no interval
+        twice as many images, in the order ``fast_order`` sets, until no interval
         contains a boundary or it has seen every image. Values on all
         images are exact, the others are estimates, and ``estimated`` marks
         them; units never screened in count as below the floor. It is a
@@ -1076,7 +1077,7 @@ def search(model: torch.nn.Module, images: torch.Tensor, labels, *, num_classes:
 
 def _fast_evaluate(subset_changes, image_scores: np.ndarray, image_losses: np.ndarray, floor: float,
                    layout: UnitLayout, top_percent: float, pool: float, subset: int,
-                   margin: float, order_by: str = "loss") -> tuple[np.ndarray, np.ndarray, int]:
+                   margin: float, order_by: str = "loss") -> tuple[np.ndarray, np.ndarray, int, int]:
     """Screen, then evaluate candidates on more images only while they may cross the map's boundary.
 
     ``subset_changes(units, index)`` returns the ``(Q, m)`` exact change of
@@ -1125,27 +1126,28 @@ def _fast_evaluate(subset_changes, image_scores: np.ndarray, image_losses: np.nd
     falls = order[::-1][:size]
     candidates = np.concatenate([order[:size], falls[~np.isin(falls, order[:size])]])
 
-    images = np.argsort(-image_losses, kind="stable")  # hardest first
+    by_loss = np.argsort(-image_losses, kind="stable")  # image indices, hardest first
     shared = order_by == "loss"
     start_count = min(subset, count)
     # (B, Q): the images of each candidate in the order they are evaluated.
-    orders = np.repeat(images[:, None], len(candidates), axis=1)
+    orders = np.repeat(by_loss[:, None], len(candidates), axis=1)
     if not shared:
-        rest = images[start_count:]
-        by_size = np.argsort(-np.abs(image_scores[rest][:, candidates]), axis=0, kind="stable")
-        orders[start_count:] = rest[by_size]
+        later = by_loss[start_count:]
+        by_size = np.argsort(-np.abs(image_scores[later][:, candidates]), axis=0, kind="stable")
+        orders[start_count:] = later[by_size]
     first = np.take_along_axis(image_scores[:, candidates], orders, axis=0)  # (B, Q)
     zero = np.zeros((1, len(candidates)))
     first_sum = np.concatenate([zero, np.cumsum(first, axis=0)])  # (B + 1, Q) prefix sums
     first_abs = np.concatenate([zero, np.cumsum(np.abs(first), axis=0)])
     columns = np.arange(len(candidates))
     done = np.full(len(candidates), start_count)  # images evaluated exactly, per candidate
-    exact_sum = subset_changes(candidates, images[:start_count]).sum(axis=1)  # (Q,)
+    exact_sum = subset_changes(candidates, by_loss[:start_count]).sum(axis=1)  # (Q,)
 
     def estimate() -> tuple[np.ndarray, np.ndarray]:
-        rest = first_sum[count] - first_sum[done, columns]
+        """Return the ``(Q,)`` estimates and interval half-widths of the candidates."""
+        remaining = first_sum[count] - first_sum[done, columns]
         spread = first_abs[count] - first_abs[done, columns]
-        return (exact_sum + rest) / count, margin * spread / count
+        return (exact_sum + remaining) / count, margin * spread / count
 
     misses = refinements = 0
     step = max(1, math.ceil(k_units / 4))
